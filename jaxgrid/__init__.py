@@ -1,0 +1,23 @@
+"""jaxgrid: JAX-native gridworld environments on the gymnax 1.x API.
+
+>>> import jax, jaxgrid
+>>> env, params = jaxgrid.make("GridWorld-4x4-v0")
+>>> obs, state = env.reset(jax.random.PRNGKey(0), params)
+"""
+
+from jaxgrid.env import GridWorld
+from jaxgrid.layouts import Layout
+from jaxgrid.registry import make, register, registered_ids
+from jaxgrid.types import GridParams, GridState, SlipperyGridParams
+
+__all__ = [
+    "GridParams",
+    "GridState",
+    "GridWorld",
+    "Layout",
+    "SlipperyGridParams",
+    "make",
+    "register",
+    "registered_ids",
+]
+__version__ = "0.1.0"

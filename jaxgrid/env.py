@@ -1,0 +1,207 @@
+"""The grid environment on the gymnax 1.x contract.
+
+One class serves every fixed-layout grid: the layout is data (transition table and cell kinds in
+the params), so new maps need no new step function. The step is a handful of table look-ups and
+``jnp.where``s: no Python work, no ``lax.cond``/``switch``, and no random numbers unless the env is
+stochastic (slippery moves or several start cells).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from gymnax.environments import environment, spaces
+
+from jaxgrid import observations
+from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
+from jaxgrid.types import GOAL, LAVA, GridParams, GridState, SlipperyGridParams
+
+ACTION_NAMES = {
+    UP_RIGHT_DOWN_LEFT: ("up", "right", "down", "left"),
+}
+
+
+class GridWorld(environment.Environment[GridState, GridParams]):
+    """A deterministic or slippery gridworld over a ``Layout``.
+
+    Args:
+        layout: the map; its height and width fix the array shapes (static).
+        obs: observation encoding, one of ``observations.ENCODINGS``.
+        view_size: side of the egocentric view for ``obs="view"`` (odd).
+        action_deltas: (row, col) delta of each action, in action order.
+        slippery: compile the slip sampling in; the slip probability itself is the traced
+            ``SlipperyGridParams.slip_prob``. A non-slippery env has ``GridParams``, which have no
+            ``slip_prob`` field, so a slip cannot be set on an env that would ignore it.
+        param_defaults: values for the traced params (``max_steps_in_episode``, rewards, ...).
+        env_id: the registered id, for ``name`` and messages.
+    """
+
+    def __init__(
+        self,
+        layout: Layout,
+        obs: str = "index",
+        view_size: int = 5,
+        action_deltas: tuple[tuple[int, int], ...] = UP_RIGHT_DOWN_LEFT,
+        slippery: bool = False,
+        param_defaults: dict[str, Any] | None = None,
+        env_id: str = "GridWorld-v0",
+    ):
+        super().__init__()
+        observations.check_encoding(obs, view_size)
+        self.layout = layout
+        self.height = layout.height
+        self.width = layout.width
+        self.obs_encoding = obs
+        self.view_size = view_size
+        self.action_deltas = tuple(tuple(d) for d in action_deltas)
+        self.slippery = bool(slippery)
+        self.random_start = int(layout.start.sum()) > 1
+        self.env_id = env_id
+        self._param_defaults = dict(param_defaults or {})
+        self._default_params = self.params_for_layout(layout, **self._param_defaults)
+
+    # ----------------------------------------------------------------------------------------
+    # params
+    @property
+    def default_params(self) -> GridParams:
+        return self._default_params
+
+    def params_for_layout(self, layout: Layout, **values: Any) -> GridParams:
+        """Params that run this env on ``layout`` (same height and width), with traced ``values``."""
+        if (layout.height, layout.width) != (self.height, self.width):
+            raise ValueError(
+                f"layout is {layout.height}x{layout.width} but this env was built for "
+                f"{self.height}x{self.width}; pad it with Layout.pad_to"
+            )
+        start_cells = layout.start.reshape(-1)
+        cls = SlipperyGridParams if self.slippery else GridParams
+        fields = {
+            "next_cell": jnp.asarray(layout.next_cell_table(self.action_deltas)),
+            "cell_kind": jnp.asarray(layout.kind.reshape(-1)),
+            "start_logits": jnp.where(jnp.asarray(start_cells), 0.0, -jnp.inf).astype(jnp.float32),
+            "start_cell": jnp.int32(int(start_cells.argmax())),
+        }
+        casts = {
+            "max_steps_in_episode": jnp.int32,
+            "step_reward": jnp.float32,
+            "goal_reward": jnp.float32,
+            "lava_reward": jnp.float32,
+            "lava_terminates": jnp.bool_,
+            "slip_prob": jnp.float32,
+        }
+        for name, value in values.items():
+            if name not in casts or (name == "slip_prob" and not self.slippery):
+                raise ValueError(f"unknown env param {name!r}; valid: {', '.join(self.param_names)}")
+            fields[name] = casts[name](value)
+        return cls(**fields)
+
+    PARAM_NAMES = (
+        "max_steps_in_episode", "step_reward", "goal_reward", "lava_reward", "lava_terminates", "slip_prob",
+    )
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return self.PARAM_NAMES if self.slippery else self.PARAM_NAMES[:-1]
+
+    # ----------------------------------------------------------------------------------------
+    # dynamics
+    @partial(jax.jit, static_argnames=("self",))
+    def step(
+        self,
+        key: jax.Array,
+        state: GridState,
+        action: int | jax.Array,
+        params: GridParams | None = None,
+    ) -> tuple[jax.Array, GridState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """One step with auto-reset: ``(obs, state, reward, terminated, truncated, info)``.
+
+        ``terminated``: the goal (or terminating lava) was entered, no future return.
+        ``truncated``: this step used up ``max_steps_in_episode`` without terminating; the world
+        would have gone on. Reaching the goal on the last allowed step is terminated only.
+        At either, ``obs``/``state`` start the next episode and ``info["final_observation"]``
+        is the observation the episode ended on.
+        """
+        if params is None:
+            params = self.default_params
+        key_step, key_reset = jax.random.split(key)
+        obs_st, state_st, reward, terminated, info = self.step_env(key_step, state, action, params)
+        truncated = (state_st.time >= params.max_steps_in_episode) & ~terminated
+        done = terminated | truncated
+        obs_re, state_re = self.reset_env(key_reset, params)
+        state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_re, state_st)
+        obs = jax.tree.map(lambda r, s: jnp.where(done, r, s), obs_re, obs_st)
+        info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st}
+        return obs, state, reward, terminated, truncated, info
+
+    def step_env(
+        self, key: jax.Array, state: GridState, action: int | jax.Array, params: GridParams
+    ) -> tuple[jax.Array, GridState, jax.Array, jax.Array, dict[str, Any]]:
+        action = jnp.asarray(action, jnp.int32)
+        if self.slippery:
+            key_slip, key_side = jax.random.split(key)
+            slip = jax.random.uniform(key_slip) < params.slip_prob
+            turn = jnp.where(jax.random.bernoulli(key_side), 1, 3)  # +1: clockwise, +3: counter
+            action = jnp.where(slip, (action + turn) % 4, action)
+        pos = params.next_cell[state.pos, action]
+        kind = params.cell_kind[pos]
+        at_goal, in_lava = kind == GOAL, kind == LAVA
+        reward = jnp.where(
+            at_goal, params.goal_reward, jnp.where(in_lava, params.lava_reward, params.step_reward)
+        ).astype(jnp.float32)
+        terminated = at_goal | (in_lava & params.lava_terminates)
+        pos = jnp.where(in_lava & ~params.lava_terminates, params.start_cell, pos)
+        state = GridState(time=state.time + 1, pos=pos)
+        return self.get_obs(state, params), state, reward, terminated, {}
+
+    def reset_env(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, GridState]:
+        if self.random_start:
+            pos = jax.random.categorical(key, params.start_logits).astype(jnp.int32)
+        else:
+            pos = jnp.asarray(params.start_cell, jnp.int32)
+        state = GridState(time=jnp.int32(0), pos=pos)
+        return self.get_obs(state, params), state
+
+    def get_obs(self, state: GridState, params: GridParams | None = None, key=None) -> jax.Array:
+        if params is None:
+            params = self.default_params
+        return observations.encode(
+            self.obs_encoding, state.pos, params.cell_kind, self.height, self.width, self.view_size
+        )
+
+    def is_terminated(self, state: GridState, params: GridParams) -> jax.Array:
+        kind = params.cell_kind[state.pos]
+        return (kind == GOAL) | ((kind == LAVA) & params.lava_terminates)
+
+    def is_truncated(self, state: GridState, params: GridParams) -> jax.Array:
+        return (state.time >= params.max_steps_in_episode) & ~self.is_terminated(state, params)
+
+    # ----------------------------------------------------------------------------------------
+    # spaces and names
+    @property
+    def name(self) -> str:
+        return self.env_id
+
+    @property
+    def num_actions(self) -> int:
+        return len(self.action_deltas)
+
+    def action_space(self, params: GridParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(self.num_actions)
+
+    def observation_space(self, params: GridParams | None = None) -> spaces.Space:
+        return observations.observation_space(self.obs_encoding, self.height, self.width, self.view_size)
+
+    def state_space(self, params: GridParams | None = None) -> spaces.Dict:
+        params = self.default_params if params is None else params
+        return spaces.Dict(
+            {
+                "time": spaces.Discrete(int(params.max_steps_in_episode) + 1),
+                "pos": spaces.Discrete(self.height * self.width),
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.env_id!r}, {self.height}x{self.width}, obs={self.obs_encoding!r})"
