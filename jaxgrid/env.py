@@ -19,8 +19,18 @@ from jaxgrid import observations
 from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
 from jaxgrid.types import GOAL, LAVA, GridParams, GridState, SlipperyGridParams
 
+# Name of each (row, col) move, for action labels in renders, logs and errors.
+DELTA_NAMES = {(-1, 0): "up", (0, 1): "right", (1, 0): "down", (0, -1): "left"}
 ACTION_NAMES = {
     UP_RIGHT_DOWN_LEFT: ("up", "right", "down", "left"),
+}
+PARAM_CASTS = {
+    "max_steps_in_episode": jnp.int32,
+    "step_reward": jnp.float32,
+    "goal_reward": jnp.float32,
+    "lava_reward": jnp.float32,
+    "lava_terminates": jnp.bool_,
+    "slip_prob": jnp.float32,
 }
 
 
@@ -77,25 +87,22 @@ class GridWorld(environment.Environment[GridState, GridParams]):
                 f"{self.height}x{self.width}; pad it with Layout.pad_to"
             )
         start_cells = layout.start.reshape(-1)
-        cls = SlipperyGridParams if self.slippery else GridParams
         fields = {
             "next_cell": jnp.asarray(layout.next_cell_table(self.action_deltas)),
             "cell_kind": jnp.asarray(layout.kind.reshape(-1)),
             "start_logits": jnp.where(jnp.asarray(start_cells), 0.0, -jnp.inf).astype(jnp.float32),
             "start_cell": jnp.int32(int(start_cells.argmax())),
         }
-        casts = {
-            "max_steps_in_episode": jnp.int32,
-            "step_reward": jnp.float32,
-            "goal_reward": jnp.float32,
-            "lava_reward": jnp.float32,
-            "lava_terminates": jnp.bool_,
-            "slip_prob": jnp.float32,
-        }
+        return self._make_params(fields, values)
+
+    def _make_params(self, fields: dict[str, Any], values: dict[str, Any]) -> GridParams:
+        """``GridParams`` (``SlipperyGridParams`` if slippery) from layout ``fields`` and cast ``values``."""
+        cls = SlipperyGridParams if self.slippery else GridParams
+        fields = dict(fields)
         for name, value in values.items():
-            if name not in casts or (name == "slip_prob" and not self.slippery):
+            if name not in PARAM_CASTS or (name == "slip_prob" and not self.slippery):
                 raise ValueError(f"unknown env param {name!r}; valid: {', '.join(self.param_names)}")
-            fields[name] = casts[name](value)
+            fields[name] = PARAM_CASTS[name](value)
         return cls(**fields)
 
     PARAM_NAMES = (
@@ -145,16 +152,30 @@ class GridWorld(environment.Environment[GridState, GridParams]):
             slip = jax.random.uniform(key_slip) < params.slip_prob
             turn = jnp.where(jax.random.bernoulli(key_side), 1, 3)  # +1: clockwise, +3: counter
             action = jnp.where(slip, (action + turn) % 4, action)
-        pos = params.next_cell[state.pos, action]
-        kind = params.cell_kind[pos]
+        pos = self.next_pos(state, action, params)
+        kind = self.cell_kinds(state, params)[pos]
         at_goal, in_lava = kind == GOAL, kind == LAVA
         reward = jnp.where(
             at_goal, params.goal_reward, jnp.where(in_lava, params.lava_reward, params.step_reward)
         ).astype(jnp.float32)
         terminated = at_goal | (in_lava & params.lava_terminates)
-        pos = jnp.where(in_lava & ~params.lava_terminates, params.start_cell, pos)
-        state = GridState(time=state.time + 1, pos=pos)
+        pos = jnp.where(in_lava & ~params.lava_terminates, self.start_of(state, params), pos)
+        state = state.replace(time=state.time + 1, pos=pos)
         return self.get_obs(state, params), state, reward, terminated, {}
+
+    # Layout access: fixed layouts keep their tables in params; procedural envs override these
+    # to read the layout from the state.
+    def next_pos(self, state: GridState, action: jax.Array, params: GridParams) -> jax.Array:
+        """() int32 cell that ``action`` leads to from ``state.pos`` (walls and edges applied)."""
+        return params.next_cell[state.pos, action]
+
+    def cell_kinds(self, state: GridState, params: GridParams) -> jax.Array:
+        """[H*W] int8 cell kinds of the layout ``state`` lives in."""
+        return params.cell_kind
+
+    def start_of(self, state: GridState, params: GridParams) -> jax.Array:
+        """() int32 start cell an agent returns to from a non-terminating lava cell."""
+        return params.start_cell
 
     def reset_env(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, GridState]:
         if self.random_start:
@@ -168,11 +189,33 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         if params is None:
             params = self.default_params
         return observations.encode(
-            self.obs_encoding, state.pos, params.cell_kind, self.height, self.width, self.view_size
+            self.obs_encoding, state.pos, self.cell_kinds(state, params), self.height, self.width,
+            self.view_size,
         )
 
+    def render(
+        self, state: GridState, params: GridParams | None = None, mode: str = "rgb_array",
+        cell_px: int = 16,
+    ) -> jax.Array | str:
+        """Draws ``state``: ``mode="rgb_array"`` gives [H*cell_px, W*cell_px, 3] uint8 (jittable,
+        vmappable over states for a batch of frames); ``mode="ansi"`` gives text (host-side)."""
+        from jaxgrid import render  # local import: render imports this module
+
+        params = self.default_params if params is None else params
+        kinds = self.cell_kinds(state, params)
+        if mode == "rgb_array":
+            return render.render_rgb(kinds, state.pos, self.height, self.width, cell_px)
+        if mode == "ansi":
+            return render.render_ansi(kinds, state.pos, self.height, self.width)
+        raise ValueError(f"unknown render mode {mode!r}; valid: 'rgb_array', 'ansi'")
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """Name of each action ("up", "right", ...), in action order."""
+        return tuple(DELTA_NAMES[d] for d in self.action_deltas)
+
     def is_terminated(self, state: GridState, params: GridParams) -> jax.Array:
-        kind = params.cell_kind[state.pos]
+        kind = self.cell_kinds(state, params)[state.pos]
         return (kind == GOAL) | ((kind == LAVA) & params.lava_terminates)
 
     def is_truncated(self, state: GridState, params: GridParams) -> jax.Array:

@@ -176,4 +176,72 @@ S...
 ...G
 """
 
-BUILTIN_LAYOUTS: dict[str, str] = {"4x4": GRIDWORLD_4X4}
+# Gymnasium's FrozenLake maps (toy_text/frozen_lake.py MAPS), F -> '.', H -> 'L'.
+FROZEN_LAKE_4X4 = """
+S...
+.L.L
+...L
+L..G
+"""
+
+FROZEN_LAKE_8X8 = """
+S.......
+........
+...L....
+.....L..
+...L....
+.LL...L.
+.L..L.L.
+...L...G
+"""
+
+# Gymnasium's CliffWalking (Sutton & Barto, Example 6.6): 4x12, start bottom-left, goal
+# bottom-right, the cliff between them.
+CLIFF_WALKING = """
+............
+............
+............
+SLLLLLLLLLLG
+"""
+
+# The four-rooms layout of Sutton, Precup & Singh (1999), with its outer wall: 13x13, 104 open
+# cells, four hallways. Fixed variant: start in the top-left corner, goal in the bottom-right corner.
+FOUR_ROOMS = """
+#############
+#S    #     #
+#     #     #
+#           #
+#     #     #
+#     #     #
+## ####     #
+#     ### ###
+#     #     #
+#     #     #
+#           #
+#     #    G#
+#############
+""".replace(" ", ".")
+
+
+def empty_room(height: int, width: int | None = None) -> Layout:
+    """An open ``height x width`` room (no inner walls): start top-left, goal bottom-right."""
+    width = height if width is None else width
+    for label, value in (("height", height), ("width", width)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"empty room {label} must be a positive int, got {value!r}")
+    if height * width < 2:
+        raise ValueError(f"an empty room needs at least 2 cells for a start and a goal, got {height}x{width}")
+    kind = np.full((height, width), FLOOR, np.int8)
+    kind[-1, -1] = GOAL
+    start = np.zeros((height, width), bool)
+    start[0, 0] = True
+    return Layout(kind=kind, start=start, name=f"empty-{height}x{width}")
+
+
+BUILTIN_LAYOUTS: dict[str, str] = {
+    "4x4": GRIDWORLD_4X4,
+    "frozen-lake-4x4": FROZEN_LAKE_4X4,
+    "frozen-lake-8x8": FROZEN_LAKE_8X8,
+    "cliff-walking": CLIFF_WALKING,
+    "four-rooms": FOUR_ROOMS,
+}

@@ -8,8 +8,16 @@ from typing import Any
 
 from gymnax.environments import environment
 
+from jaxgrid import layouts
 from jaxgrid.env import GridWorld
-from jaxgrid.layouts import BUILTIN_LAYOUTS, UP_RIGHT_DOWN_LEFT, Layout
+from jaxgrid.layouts import BUILTIN_LAYOUTS, LEFT_DOWN_RIGHT_UP, UP_RIGHT_DOWN_LEFT, Layout
+from jaxgrid.procedural import (
+    Generator,
+    ProceduralGridWorld,
+    maze_generator,
+    maze_template,
+    random_start_goal_generator,
+)
 
 EnvFactory = Callable[..., tuple[environment.Environment, Any]]
 
@@ -33,6 +41,7 @@ def registered_ids() -> tuple[str, ...]:
 
 
 def describe(env_id: str) -> str:
+    """The one-line rules of a registered id."""
     check_env_id(env_id)
     return _DESCRIPTIONS[env_id]
 
@@ -63,6 +72,38 @@ def make(env_id: str, **overrides: Any) -> tuple[environment.Environment, Any]:
     return _REGISTRY[env_id](**overrides)
 
 
+def _split_overrides(
+    env_id: str,
+    overrides: dict[str, Any],
+    param_defaults: dict[str, Any] | None,
+    slippery: bool,
+    env_defaults: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """Validates ``overrides`` and splits them into env options and traced param values.
+
+    Returns ``(env_kwargs, param_values, slippery)``; a ``slip_prob`` override makes the env slippery.
+    """
+    overrides = dict(overrides)
+    env_kwargs = {**(env_defaults or {}), **{k: overrides.pop(k) for k in ENV_KWARGS if k in overrides}}
+    valid = ENV_KWARGS + GridWorld.PARAM_NAMES
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown override(s) {', '.join(map(repr, unknown))} for {env_id!r}; valid: {', '.join(valid)}"
+        )
+    values = {**(param_defaults or {}), **overrides}
+    if "slip_prob" in overrides:
+        slip = float(overrides["slip_prob"])
+        if not 0.0 <= slip <= 1.0:
+            raise ValueError(f"slip_prob must be in [0, 1], got {slip}")
+        slippery = True
+    if "max_steps_in_episode" in values and int(values["max_steps_in_episode"]) < 1:
+        raise ValueError(f"max_steps_in_episode must be >= 1, got {values['max_steps_in_episode']}")
+    if not slippery:
+        values.pop("slip_prob", None)
+    return env_kwargs, values, slippery
+
+
 def make_grid(
     env_id: str,
     layout: Layout | str,
@@ -74,23 +115,9 @@ def make_grid(
     """Shared factory of the fixed-layout grid ids: splits overrides into env options and params."""
     if isinstance(layout, str):
         layout = Layout.from_text(layout, name=env_id)
-    env_kwargs = {k: overrides.pop(k) for k in ENV_KWARGS if k in overrides}
-    values = {**(param_defaults or {}), **overrides}
-    if "slip_prob" in overrides:
-        slip = float(overrides["slip_prob"])
-        if not 0.0 <= slip <= 1.0:
-            raise ValueError(f"slip_prob must be in [0, 1], got {slip}")
-        slippery = True
-    valid = ENV_KWARGS + GridWorld.PARAM_NAMES
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown override(s) {', '.join(map(repr, unknown))} for {env_id!r}; valid: {', '.join(valid)}"
-        )
-    if "max_steps_in_episode" in values and int(values["max_steps_in_episode"]) < 1:
-        raise ValueError(f"max_steps_in_episode must be >= 1, got {values['max_steps_in_episode']}")
-    if not slippery:
-        values.pop("slip_prob", None)
+    elif not isinstance(layout, Layout):
+        raise ValueError(f"layout must be a text map (str) or a Layout, got {type(layout).__name__}")
+    env_kwargs, values, slippery = _split_overrides(env_id, overrides, param_defaults, slippery)
     env = GridWorld(
         layout,
         action_deltas=action_deltas,
@@ -100,6 +127,30 @@ def make_grid(
         **env_kwargs,
     )
     return env, env.default_params
+
+
+def make_procedural(
+    env_id: str,
+    template: Layout,
+    generator: Generator,
+    overrides: dict[str, Any],
+    param_defaults: dict[str, Any] | None = None,
+    slippery: bool = False,
+) -> tuple[ProceduralGridWorld, Any]:
+    """Shared factory of the ids whose layout is drawn at reset; their default obs is ``"grid"``."""
+    env_kwargs, values, slippery = _split_overrides(
+        env_id, overrides, param_defaults, slippery, env_defaults={"obs": "grid"}
+    )
+    env = ProceduralGridWorld(
+        template, generator, slippery=slippery, param_defaults=values, env_id=env_id, **env_kwargs
+    )
+    return env, env.default_params
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def _gridworld_4x4(**overrides: Any):
@@ -115,9 +166,144 @@ def _gridworld_custom(layout: Layout | str | None = None, **overrides: Any):
     return make_grid("GridWorld-v0", layout, overrides)
 
 
+# Gymnasium's slip: the intended move with probability 1/3, each perpendicular move with 1/3.
+GYMNASIUM_SLIP_PROB = 2.0 / 3.0
+
+
+def _frozen_lake_factory(env_id: str, layout_name: str, max_steps: int):
+    def factory(is_slippery: bool = True, **overrides: Any):
+        slippery = _check_bool("is_slippery", is_slippery)
+        defaults = {
+            "max_steps_in_episode": max_steps,
+            "step_reward": 0.0,
+            "goal_reward": 1.0,
+            "lava_reward": 0.0,
+            "lava_terminates": True,
+            "slip_prob": GYMNASIUM_SLIP_PROB,
+        }
+        return make_grid(
+            env_id, BUILTIN_LAYOUTS[layout_name], overrides, action_deltas=LEFT_DOWN_RIGHT_UP,
+            param_defaults=defaults, slippery=slippery,
+        )
+
+    return factory
+
+
+# CliffWalking has no time limit in Gymnasium; int32 max stands for "never truncates".
+NO_TIME_LIMIT = 2**31 - 1
+
+
+def _cliff_walking_factory(env_id: str, default_slippery: bool):
+    def factory(is_slippery: bool = default_slippery, **overrides: Any):
+        slippery = _check_bool("is_slippery", is_slippery)
+        defaults = {
+            "max_steps_in_episode": NO_TIME_LIMIT,
+            "step_reward": -1.0,
+            "goal_reward": -1.0,
+            "lava_reward": -100.0,
+            "lava_terminates": False,
+            "slip_prob": GYMNASIUM_SLIP_PROB,
+        }
+        return make_grid(
+            env_id, BUILTIN_LAYOUTS["cliff-walking"], overrides, param_defaults=defaults,
+            slippery=slippery,
+        )
+
+    return factory
+
+
+SPARSE_DEFAULTS = {"step_reward": 0.0, "goal_reward": 1.0}
+
+
+def _four_rooms(**overrides: Any):
+    return make_grid(
+        "FourRooms-v0", BUILTIN_LAYOUTS["four-rooms"], overrides,
+        param_defaults={**SPARSE_DEFAULTS, "max_steps_in_episode": 100},
+    )
+
+
+def _four_rooms_random(**overrides: Any):
+    template = Layout.from_text(BUILTIN_LAYOUTS["four-rooms"], name="FourRoomsRandom-v0")
+    return make_procedural(
+        "FourRoomsRandom-v0", template, random_start_goal_generator, overrides,
+        param_defaults={**SPARSE_DEFAULTS, "max_steps_in_episode": 100},
+    )
+
+
+def _empty_room(size: int | tuple[int, int] = 8, **overrides: Any):
+    height, width = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
+    layout = layouts.empty_room(height, width)
+    defaults = {"step_reward": -0.01, "goal_reward": 1.0, "max_steps_in_episode": 4 * height * width}
+    return make_grid("EmptyRoom-v0", layout, overrides, param_defaults=defaults)
+
+
+def _maze_factory(env_id: str, size: int):
+    def factory(**overrides: Any):
+        return make_procedural(
+            env_id, maze_template(size, size), maze_generator(size, size), overrides,
+            param_defaults={"step_reward": -0.01, "goal_reward": 1.0, "max_steps_in_episode": 2 * size * size},
+        )
+
+    return factory
+
+
 register(
     "GridWorld-4x4-v0",
     _gridworld_4x4,
     "The lesson's 4x4 grid: start 0, wall 5, goal 15; -0.04 per step, +1 at the goal; 50 steps.",
 )
 register("GridWorld-v0", _gridworld_custom, "Any text layout: make('GridWorld-v0', layout=MAP).")
+register(
+    "FrozenLake-v1",
+    _frozen_lake_factory("FrozenLake-v1", "frozen-lake-4x4", 100),
+    "Gymnasium's 4x4 FrozenLake: actions left/down/right/up; slippery by default (1/3 intended, "
+    "1/3 each side; is_slippery=False for deterministic); +1 at the goal, 0 otherwise; a hole "
+    "terminates; 100 steps.",
+)
+register(
+    "FrozenLake8x8-v1",
+    _frozen_lake_factory("FrozenLake8x8-v1", "frozen-lake-8x8", 200),
+    "Gymnasium's 8x8 FrozenLake: as FrozenLake-v1 on the 8x8 map; 200 steps.",
+)
+register(
+    "CliffWalking-v1",
+    _cliff_walking_factory("CliffWalking-v1", False),
+    "Gymnasium's 4x12 CliffWalking: actions up/right/down/left; -1 per step (goal included), "
+    "-100 for the cliff, which returns the agent to the start without terminating; the goal "
+    "terminates; no time limit; is_slippery=True for Gymnasium's slippery rule.",
+)
+register(
+    "CliffWalkingSlippery-v1",
+    _cliff_walking_factory("CliffWalkingSlippery-v1", True),
+    "Gymnasium's CliffWalkingSlippery-v1: CliffWalking-v1 where a move goes 1/3 as intended, "
+    "1/3 to each side.",
+)
+register(
+    "FourRooms-v0",
+    _four_rooms,
+    "Sutton-Precup-Singh four rooms (13x13 with walls, 104 open cells): start top-left corner, "
+    "goal bottom-right corner; +1 at the goal, 0 otherwise; 100 steps.",
+)
+register(
+    "FourRoomsRandom-v0",
+    _four_rooms_random,
+    "Four rooms with a start and goal drawn uniformly (distinct open cells) at every reset; "
+    "obs='grid' by default; +1 at the goal, 0 otherwise; 100 steps.",
+)
+register(
+    "EmptyRoom-v0",
+    _empty_room,
+    "An open room, size=8 by default (size=N or size=(H, W)): start top-left, goal bottom-right; "
+    "-0.01 per step, +1 at the goal; 4*H*W steps.",
+)
+register(
+    "Maze-9x9-v0",
+    _maze_factory("Maze-9x9-v0", 9),
+    "A new perfect maze (randomized Kruskal, 5x5 rooms) with a random start and goal at every reset, "
+    "generated on device; obs='grid' by default; -0.01 per step, +1 at the goal; 162 steps.",
+)
+register(
+    "Maze-15x15-v0",
+    _maze_factory("Maze-15x15-v0", 15),
+    "As Maze-9x9-v0 on a 15x15 grid (8x8 rooms); 450 steps.",
+)
