@@ -7,7 +7,7 @@ name       observation                     space
 =========  ==============================  ==========================================
 index      () int32 cell index             Discrete(H*W)
 onehot     [H*W] float32 one-hot           Box(0, 1, (H*W,), float32)
-coords     [2] int32 (row, col)            Box(0, max(H, W) - 1, (2,), int32)
+coords     [2] int32 (row, col)            Box(0, (H - 1, W - 1), (2,), int32)
 grid       [H, W, 4] float32 channels      Box(0, 1, (H, W, 4), float32)
 view       [k, k, 4] float32 channels      Box(0, 1, (k, k, 4), float32)
 =========  ==============================  ==========================================
@@ -43,7 +43,7 @@ def observation_space(obs: str, height: int, width: int, view_size: int) -> spac
     if obs == "onehot":
         return spaces.Box(0.0, 1.0, (n,), jnp.float32)
     if obs == "coords":
-        return spaces.Box(0, max(height, width) - 1, (2,), jnp.int32)
+        return spaces.Box(0, jnp.array([height - 1, width - 1], jnp.int32), (2,), jnp.int32)
     if obs == "grid":
         return spaces.Box(0.0, 1.0, (height, width, NUM_CHANNELS), jnp.float32)
     if obs == "view":
