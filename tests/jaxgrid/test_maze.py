@@ -1,0 +1,168 @@
+"""Procedural layouts: mazes generated on device are perfect (so solvable), varied, and
+reproducible from their key; random start/goal four-rooms keeps its walls."""
+
+from __future__ import annotations
+
+import collections
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgrid
+from jaxgrid import generators
+from jaxgrid.types import FLOOR, GOAL, WALL
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def bfs_reachable(kind: np.ndarray, start: int) -> np.ndarray:
+    """[H, W] bool cells reachable from ``start`` through non-wall cells (4-neighbour moves)."""
+    h, w = kind.shape
+    seen = np.zeros((h, w), bool)
+    r0, c0 = divmod(start, w)
+    seen[r0, c0] = True
+    queue = collections.deque([(r0, c0)])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in ((-1, 0), (0, 1), (1, 0), (0, -1)):
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < h and 0 <= nc < w and not seen[nr, nc] and kind[nr, nc] != WALL:
+                seen[nr, nc] = True
+                queue.append((nr, nc))
+    return seen
+
+
+def open_adjacencies(kind: np.ndarray) -> int:
+    """Number of pairs of 4-neighbouring open cells."""
+    open_ = kind != WALL
+    return int((open_[1:] & open_[:-1]).sum() + (open_[:, 1:] & open_[:, :-1]).sum())
+
+
+@pytest.mark.parametrize("size, count", [(9, 3000), (15, 1000)])
+def test_mazes__perfect_solvable_and_varied_over_many_keys(size, count):
+    keys = jax.random.split(jax.random.PRNGKey(42), count)
+    kinds, starts = jax.jit(jax.vmap(lambda k: generators.generate_maze(k, size, size)))(keys)
+    kinds = np.asarray(kinds).reshape(count, size, size)
+    starts = np.asarray(starts)
+    rooms = generators.room_cells(size, size)
+    goals = []
+    for kind, start in zip(kinds, starts):
+        open_cells = int((kind != WALL).sum())
+        goal = np.flatnonzero(kind.reshape(-1) == GOAL)
+        assert len(goal) == 1 and goal[0] != start and start in rooms and goal[0] in rooms
+        assert kind.reshape(-1)[start] == FLOOR
+        reach = bfs_reachable(kind, int(start))
+        # Every open cell, the goal included, is reachable, and the open cells form a tree
+        # (open cells - 1 adjacencies): a perfect maze, one path between any two cells.
+        assert reach.sum() == open_cells and reach.reshape(-1)[goal[0]]
+        assert open_adjacencies(kind) == open_cells - 1
+        assert open_cells == 2 * len(rooms) - 1  # rooms plus the rooms-1 opened walls
+        goals.append(goal[0])
+    distinct = len({k.tobytes() for k in kinds})
+    assert distinct >= 0.99 * count, distinct
+    # Start and goal cover every room, with no room hugely over-represented.
+    for cells in (np.asarray(goals), starts):
+        freq = np.bincount(cells, minlength=size * size)[rooms]
+        assert freq.min() > 0 and freq.max() < 3 * count / len(rooms)
+    # Passages are not degenerate either: every candidate wall is opened in some mazes, not all.
+    _, _, walls = generators.maze_edges(size, size)
+    opened = (kinds.reshape(count, -1)[:, walls] != WALL).mean(axis=0)
+    assert opened.min() > 0.2 and opened.max() < 0.95
+
+
+@pytest.mark.parametrize("env_id", ["Maze-9x9-v0", "Maze-15x15-v0", "FourRoomsRandom-v0"])
+def test_procedural__same_key_same_layout_different_keys_differ(env_id):
+    env, params = jaxgrid.make(env_id)
+    reset = jax.jit(env.reset)
+    obs_a, state_a = reset(jax.random.PRNGKey(7), params)
+    obs_b, state_b = reset(jax.random.PRNGKey(7), params)
+    chex.assert_trees_all_equal((obs_a, state_a), (obs_b, state_b))
+    obs_c, state_c = reset(jax.random.PRNGKey(8), params)
+    assert not np.array_equal(np.asarray(state_a.cell_kind), np.asarray(state_c.cell_kind)) or int(
+        state_a.pos
+    ) != int(state_c.pos)
+    assert state_a.cell_kind.dtype == jnp.int8 and state_a.cell_kind.shape == (env.height * env.width,)
+
+
+def test_maze__batched_generation_compiles_once_under_jit():
+    env, params = jaxgrid.make("Maze-9x9-v0")
+
+    def reset_batch(keys):
+        return jax.vmap(env.reset_env, in_axes=(0, None))(keys, params)
+
+    reset_batch = jax.jit(chex.assert_max_traces(reset_batch, n=1))
+
+    for seed in range(3):
+        obs, state = reset_batch(jax.random.split(jax.random.PRNGKey(seed), 16))
+    assert obs.shape == (16, 9, 9, 4) and state.cell_kind.shape == (16, 81)
+
+
+def test_maze__walls_block_and_the_goal_terminates():
+    env, params = jaxgrid.make("Maze-9x9-v0", obs="index")
+    _, state = env.reset(jax.random.PRNGKey(3), params)
+    kind = np.asarray(state.cell_kind).reshape(9, 9)
+    step = jax.jit(env.step)
+    # Walk the BFS shortest path to the goal; try the blocked moves on the way (they stay put).
+    goal = int(np.flatnonzero(kind.reshape(-1) == GOAL)[0])
+    dist = _distance_to(kind, goal)
+    start_dist = int(dist.reshape(-1)[int(state.pos)])
+    deltas = ((-1, 0), (0, 1), (1, 0), (0, -1))
+    blocked_tried = 0
+    for t in range(200):
+        r, c = divmod(int(state.pos), 9)
+        for a, (dr, dc) in enumerate(deltas):
+            nr, nc = r + dr, c + dc
+            if not (0 <= nr < 9 and 0 <= nc < 9) or kind[nr, nc] == WALL:
+                obs, s2, reward, terminated, truncated, _ = step(jax.random.PRNGKey(t), state, a, params)
+                assert int(s2.pos) == int(state.pos) and not bool(terminated)
+                blocked_tried += 1
+        a = next(a for a, (dr, dc) in enumerate(deltas)
+                 if 0 <= r + dr < 9 and 0 <= c + dc < 9 and dist[r + dr, c + dc] == dist[r, c] - 1)
+        obs, state, reward, terminated, truncated, info = step(jax.random.PRNGKey(t), state, a, params)
+        if bool(terminated):
+            assert int(info["final_observation"]) == goal and float(reward) == 1.0
+            break
+    else:
+        pytest.fail("the shortest path did not reach the goal")
+    assert t + 1 == start_dist
+    assert blocked_tried > 0
+
+
+def _distance_to(kind: np.ndarray, goal: int) -> np.ndarray:
+    h, w = kind.shape
+    dist = np.full((h, w), -1)
+    r0, c0 = divmod(goal, w)
+    dist[r0, c0] = 0
+    queue = collections.deque([(r0, c0)])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in ((-1, 0), (0, 1), (1, 0), (0, -1)):
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < h and 0 <= nc < w and dist[nr, nc] < 0 and kind[nr, nc] != WALL:
+                dist[nr, nc] = dist[r, c] + 1
+                queue.append((nr, nc))
+    return dist
+
+
+def test_four_rooms_random__walls_fixed_start_and_goal_drawn():
+    env, params = jaxgrid.make("FourRoomsRandom-v0")
+    _, fixed = jaxgrid.make("FourRooms-v0")
+    walls = np.asarray(fixed.cell_kind) == WALL
+    keys = jax.random.split(jax.random.PRNGKey(0), 2000)
+    _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    kinds, pos = np.asarray(states.cell_kind), np.asarray(states.pos)
+    assert np.all((kinds == WALL) == walls[None])
+    goals = (kinds == GOAL).argmax(axis=1)
+    assert np.all((kinds == GOAL).sum(axis=1) == 1) and np.all(goals != pos)
+    assert np.all(~walls[pos]) and np.all(~walls[goals])
+    assert len(np.unique(goals)) == 104 and len(np.unique(pos)) == 104
+
+
+def test_maze__shape_errors():
+    with pytest.raises(ValueError, match="odd int >= 3"):
+        generators.check_maze_shape(8, 9)
+    with pytest.raises(ValueError, match="odd int >= 3"):
+        generators.maze_edges(9, 1)
