@@ -1,0 +1,207 @@
+"""``jaxgrid-train``: train PPO over seeds (and sweeps) and print the seed table.
+
+    jaxgrid-train                                   # GridWorld-4x4-v0, 8 seeds, prints the table
+    jaxgrid-train --env-id CartPole-v1 --seeds 0-15 --total-timesteps 500000
+    jaxgrid-train --sweep learning_rate 1e-3 3e-4 ent_coef 0 0.01
+    jaxgrid-train --env-kwargs max_steps_in_episode=100 --quiet
+
+Every ``PPOConfig`` field is a flag (parsed by tyro). Extra flags handled here: ``--seeds`` accepts
+ranges (``0-15``, ``0-3,8``), ``--env-kwargs KEY=VALUE ...``, ``--quiet`` (no progress bar),
+``--devices N`` (host devices to shard seeds over; default one per core) and ``--no-cache``.
+
+NOTE: this module must not import jax at import time: the CPU device count is fixed when jax
+initialises, so ``main`` sets it first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import time
+from typing import Any
+
+_EXTRA_HELP = """\
+extra options (handled before the config flags):
+  --seeds SPEC ...       seeds as ints or ranges: 0-15, 0-3,8, 0 1 2
+  --env-kwargs K=V ...   env overrides (python literals), e.g. max_steps_in_episode=100
+  --quiet                no progress bar
+  --devices N            host CPU devices to shard the seeds over (default: one per core, or
+                         JAX_NUM_CPU_DEVICES / XLA_FLAGS if you set them)
+  --no-cache             do not use jax's persistent compilation cache
+"""
+
+
+def parse_seeds(tokens: list[str]) -> tuple[int, ...]:
+    """``["0-3,8", "10"]`` -> ``(0, 1, 2, 3, 8, 10)``; order kept, duplicates rejected."""
+    seeds: list[int] = []
+    for token in tokens:
+        for part in token.replace(",", " ").split():
+            if "-" in part[1:]:
+                lo_s, hi_s = part.split("-", 1)
+                lo, hi = int(lo_s), int(hi_s)
+                if hi < lo:
+                    raise ValueError(f"--seeds range {part!r} is empty (end < start)")
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+    return tuple(seeds)
+
+
+def parse_env_kwargs(tokens: list[str]) -> dict[str, Any]:
+    """``["max_steps_in_episode=100", "obs='rgb'"]`` -> a dict of python literals (else strings)."""
+    out: dict[str, Any] = {}
+    for token in tokens:
+        if "=" not in token:
+            raise ValueError(f"--env-kwargs expects KEY=VALUE, got {token!r}")
+        key, raw = token.split("=", 1)
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def configure_host_devices(num_devices: int | None = None) -> tuple[int, bool]:
+    """Asks for one CPU host device per core; call before jax initialises its backend.
+
+    Respects a user's ``JAX_NUM_CPU_DEVICES`` or ``--xla_force_host_platform_device_count``.
+
+    Returns:
+        ``(count, set_here)``: the requested count and whether this call set it.
+    """
+    if os.environ.get("JAX_NUM_CPU_DEVICES"):
+        return int(os.environ["JAX_NUM_CPU_DEVICES"]), False
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        count = int(flags.split("xla_force_host_platform_device_count=")[1].split()[0])
+        return count, False
+    count = num_devices or (os.cpu_count() or 1)
+    os.environ["JAX_NUM_CPU_DEVICES"] = str(count)
+    return count, True
+
+
+def _split_extras(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--seeds", nargs="+", default=None)
+    parser.add_argument("--env-kwargs", "--env_kwargs", nargs="+", default=None)
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--devices", type=int, default=None)
+    parser.add_argument("--no-cache", "--no_cache", action="store_true")
+    return parser.parse_known_args(argv)
+
+
+def _enable_compilation_cache() -> str:
+    import jax
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "jaxgrid", "jax-compilation-cache")
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+class ProgressBar:
+    """A tqdm bar fed by the trainer's in-program host callback."""
+
+    def __init__(self, num_updates: int, runs: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=num_updates, unit="upd", mininterval=0.25, file=sys.stderr)
+        self.runs = runs  # seeds x grid points: env steps advance this many times faster
+        self.start: float | None = None
+        self.start_steps = 0
+        self.last_return = float("nan")
+
+    def __call__(self, index, env_steps, episode_return) -> None:
+        import numpy as np
+
+        now = time.perf_counter()
+        steps = int(env_steps) * self.runs
+        if self.start is None:
+            self.start, self.start_steps = now, steps
+        returns = np.asarray(episode_return)
+        if np.isfinite(returns).any():
+            self.last_return = float(np.nanmean(returns))
+        rate = (steps - self.start_steps) / max(now - self.start, 1e-9)
+        self.bar.update(int(index) + 1 - self.bar.n)
+        self.bar.set_postfix(
+            env_steps=f"{steps:,}", steps_per_s=f"{rate:,.0f}", ret=f"{self.last_return:.3f}",
+            refresh=False,
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``jaxgrid-train``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(_EXTRA_HELP)
+    extras, rest = _split_extras(argv)
+
+    # Before jax initialises: one host device per core (unless the user chose).
+    count, set_here = configure_host_devices(extras.devices)
+    if set_here and count > 1:
+        print(f"jaxgrid-train: using {count} host CPU devices (one per core; set "
+              "JAX_NUM_CPU_DEVICES to change)", file=sys.stderr)
+
+    import tyro
+
+    from train.config import PPOConfig
+
+    defaults: dict[str, Any] = {}
+    try:
+        if extras.seeds is not None:
+            defaults["seeds"] = parse_seeds(extras.seeds)
+        if extras.env_kwargs is not None:
+            defaults["env_kwargs"] = parse_env_kwargs(extras.env_kwargs)
+        default_config = PPOConfig(**defaults)
+    except ValueError as err:
+        print(f"jaxgrid-train: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        config = tyro.cli(
+            PPOConfig, args=rest, default=default_config, description=__doc__.split("\n\n")[0]
+        )
+    except ValueError as err:  # validation in PPOConfig.__post_init__
+        print(f"jaxgrid-train: error: {err}", file=sys.stderr)
+        return 2
+
+    import jax
+
+    if not extras.no_cache:
+        _enable_compilation_cache()
+    from train import report
+    from train.trainer import train
+
+    platform = jax.devices()[0].platform
+    n_dev = len(jax.devices()) if extras.devices is None else extras.devices
+    n_dev = max(1, min(n_dev, len(jax.devices())))
+    runs = config.num_seeds * config.num_grid_points
+    print(
+        f"jaxgrid-train: {config.env_id}, {config.num_seeds} seed(s) x {config.num_grid_points} "
+        f"config(s), {config.num_updates} updates of {config.batch_size} env steps, "
+        f"{n_dev} {platform} device(s)",
+        file=sys.stderr,
+    )
+    bar = None if extras.quiet else ProgressBar(config.num_updates, runs)
+    try:
+        result = train(config, progress=bar, num_devices=n_dev)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(report.format_table(report.summarize_result(result)))
+    print(
+        f"compile {result.compile_seconds:.2f} s, run {result.run_seconds:.2f} s, "
+        f"{result.env_steps_per_second:,.0f} env steps/s ({result.env_steps:,} env steps)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

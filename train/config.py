@@ -1,0 +1,230 @@
+"""PPOConfig: the trainer's hyperparameters, validated on construction, and sweep grids."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Hyperparameters that are traced values inside the fused program, so a sweep can vmap them.
+SWEEPABLE: tuple[str, ...] = (
+    "learning_rate",
+    "gamma",
+    "gae_lambda",
+    "clip_eps",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+)
+# Settings that change array shapes or the program's structure: they cannot be vmapped.
+SHAPE_CHANGING: tuple[str, ...] = (
+    "env_id",
+    "env_kwargs",
+    "seeds",
+    "total_timesteps",
+    "num_envs",
+    "num_steps",
+    "update_epochs",
+    "num_minibatches",
+    "anneal_lr",
+    "clip_value_loss",
+    "normalize_advantage",
+    "hidden_sizes",
+    "activation",
+    "num_eval_envs",
+    "sweep",
+)
+
+
+def _fail(name: str, value: Any, rule: str) -> None:
+    raise ValueError(f"PPOConfig.{name}={value!r} is invalid: {rule}")
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Hyperparameters of one PPO run (every seed and every sweep point of it)."""
+
+    env_id: str = "GridWorld-4x4-v0"
+    """Environment id: a jaxgrid id (``jaxgrid.registered_ids()``) or a gymnax id (e.g. CartPole-v1)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Env overrides: keyword arguments of ``jaxgrid.make``, or gymnax ``EnvParams`` fields."""
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+    """Seeds to train side by side; seed k starts from ``jax.random.PRNGKey(k)``."""
+    total_timesteps: int = 40_960
+    """Env steps per seed (summed over the parallel envs); rounded down to whole updates."""
+    num_envs: int = 16
+    """Parallel envs per seed (vmapped)."""
+    num_steps: int = 32
+    """Rollout length per env per update; the batch is ``num_envs * num_steps`` transitions."""
+    update_epochs: int = 4
+    """Passes over each rollout batch per update."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; must divide ``num_envs * num_steps``."""
+    learning_rate: float = 2.5e-3
+    """Adam step size (the start value when ``anneal_lr``)."""
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0, counted in updates."""
+    gamma: float = 0.99
+    """Discount factor γ, in (0, 1]."""
+    gae_lambda: float = 0.95
+    """GAE λ, in [0, 1]."""
+    clip_eps: float = 0.2
+    """PPO ratio clip ε (also the value-clip range when ``clip_value_loss``)."""
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Global-norm gradient clip."""
+    clip_value_loss: bool = False
+    """Clip the value loss around the rollout's values (CleanRL/PureJaxRL style)."""
+    normalize_advantage: bool = True
+    """Normalise advantages per minibatch."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Widths of the hidden layers of each tower (actor and critic)."""
+    activation: Literal["tanh", "relu"] = "tanh"
+    """Hidden-layer activation."""
+    num_eval_envs: int = 16
+    """Greedy evaluation episodes per seed after training (one per eval env)."""
+    sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Grid of traced hyperparameters trained in one program, e.g.
+    ``{"learning_rate": (1e-3, 3e-4), "ent_coef": (0.0, 0.01)}``; keys from ``SWEEPABLE``."""
+
+    def __post_init__(self) -> None:
+        # Normalise sequence fields given as lists (e.g. from a CLI) into tuples.
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
+        object.__setattr__(
+            self,
+            "sweep",
+            {str(k): tuple(float(v) for v in vals) for k, vals in dict(self.sweep).items()},
+        )
+        self._validate()
+
+    # ---------------------------------------------------------------------------- validation
+    def _validate(self) -> None:
+        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches",
+                     "total_timesteps", "num_eval_envs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                _fail(name, value, "must be a positive int")
+        if not self.seeds:
+            _fail("seeds", self.seeds, "must hold at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            _fail("seeds", self.seeds, "must not repeat a seed")
+        if any(s < 0 or s >= 2**32 for s in self.seeds):
+            _fail("seeds", self.seeds, "every seed must be in [0, 2**32)")
+        if self.batch_size % self.num_minibatches:
+            _fail(
+                "num_minibatches",
+                self.num_minibatches,
+                f"must divide num_envs * num_steps = {self.batch_size}",
+            )
+        if self.total_timesteps < self.batch_size:
+            _fail(
+                "total_timesteps",
+                self.total_timesteps,
+                f"must be at least num_envs * num_steps = {self.batch_size} (one update)",
+            )
+        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
+            _fail("hidden_sizes", self.hidden_sizes, "must be a non-empty tuple of positive ints")
+        if self.activation not in ("tanh", "relu"):
+            _fail("activation", self.activation, "must be one of 'tanh', 'relu'")
+        self._validate_hparams(self.__dict__, where="")
+        self._validate_sweep()
+        from train.envs import known_env_ids
+
+        known = known_env_ids()
+        if self.env_id not in known:
+            _fail("env_id", self.env_id, f"must be a known env id; valid choices: {', '.join(known)}")
+
+    @staticmethod
+    def _validate_hparams(values: dict[str, Any], where: str) -> None:
+        rules = {
+            "learning_rate": (lambda v: v > 0, "must be > 0"),
+            "gamma": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+            "gae_lambda": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+            "clip_eps": (lambda v: v > 0, "must be > 0"),
+            "ent_coef": (lambda v: v >= 0, "must be >= 0"),
+            "vf_coef": (lambda v: v >= 0, "must be >= 0"),
+            "max_grad_norm": (lambda v: v > 0, "must be > 0"),
+        }
+        for name, (ok, rule) in rules.items():
+            if name not in values:
+                continue
+            for v in values[name] if where else (values[name],):
+                if not (isinstance(v, (int, float)) and not isinstance(v, bool)) or not math.isfinite(v) or not ok(v):
+                    _fail(f"{name}" + where, v, rule)
+
+    def _validate_sweep(self) -> None:
+        for key, vals in self.sweep.items():
+            if key in SHAPE_CHANGING:
+                _fail(
+                    "sweep",
+                    key,
+                    f"{key!r} changes array shapes or program structure and cannot be swept in "
+                    f"one program; sweepable keys: {', '.join(SWEEPABLE)}",
+                )
+            if key not in SWEEPABLE:
+                _fail("sweep", key, f"unknown key; sweepable keys: {', '.join(SWEEPABLE)}")
+            if not vals:
+                _fail("sweep", key, "needs at least one value")
+        self._validate_hparams(self.sweep, where=" (in sweep)")
+
+    # ---------------------------------------------------------------------------- derived values
+    @property
+    def batch_size(self) -> int:
+        """Transitions per update: ``num_envs * num_steps``."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        """Transitions per minibatch."""
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """PPO updates per seed: ``total_timesteps // batch_size``."""
+        return self.total_timesteps // self.batch_size
+
+    @property
+    def env_steps_per_seed(self) -> int:
+        """Env steps each seed actually takes in training (whole updates only)."""
+        return self.num_updates * self.batch_size
+
+    @property
+    def num_seeds(self) -> int:
+        """Number of seeds."""
+        return len(self.seeds)
+
+    @property
+    def sweep_keys(self) -> tuple[str, ...]:
+        """The swept hyperparameter names, in grid-axis order."""
+        return tuple(self.sweep)
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """Shape of the sweep grid (``()`` without a sweep)."""
+        return tuple(len(v) for v in self.sweep.values())
+
+    @property
+    def num_grid_points(self) -> int:
+        """Number of hyperparameter settings trained (1 without a sweep)."""
+        return math.prod(self.grid_shape)
+
+    def grid_points(self) -> list[dict[str, float]]:
+        """Every hyperparameter setting of the grid, row-major, as ``{name: value}`` overrides."""
+        keys = self.sweep_keys
+        return [dict(zip(keys, combo)) for combo in itertools.product(*self.sweep.values())]
+
+    def hparam_values(self) -> dict[str, list[float]]:
+        """For each sweepable hyperparameter, its value at every grid point (row-major)."""
+        points = self.grid_points()
+        return {k: [float(p.get(k, getattr(self, k))) for p in points] for k in SWEEPABLE}
+
+    def replace(self, **changes: Any) -> "PPOConfig":
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,369 @@
+"""PPO as one fused XLA program: pure per-seed pieces, wired by ``make_train``.
+
+Per seed (module-level pure functions):
+    ``init_runner_state(key, setup) -> RunnerState``
+    ``update_step(runner_state, hparams, setup) -> (RunnerState, metrics)``: rollout, GAE, epochs
+    ``evaluate(runner_state, setup) -> mean greedy return``
+
+``make_train(config)`` batches them over a sweep grid ``G`` and seeds ``S`` (``vmap``), and exposes
+``init`` and ``run_updates`` separately, so a caller can run the updates in chunks: running
+``run_updates(state, a)`` then ``run_updates(state, b)`` gives bitwise the same result as
+``run_updates(state, a + b)`` (every random key lives in the ``RunnerState``; the update index too).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from train import networks
+from train.config import SWEEPABLE, PPOConfig
+from train.envs import make_env
+from train.gae import compute_gae
+from train.losses import LossInfo, explained_variance, ppo_loss_terms
+from train.rollout import (
+    EnvCarry,
+    EnvSpec,
+    collect_rollout,
+    describe_env,
+    evaluate_greedy,
+    reset_envs,
+)
+
+METRIC_NAMES: tuple[str, ...] = (
+    "episode_return",
+    "episode_length",
+    "episodes_completed",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "explained_variance",
+    "learning_rate",
+    "env_steps",
+)
+_PACKED = METRIC_NAMES[:-1]  # computed per update; env_steps is derived from the update index
+
+
+@struct.dataclass
+class HParams:
+    """The traced (sweepable) hyperparameters, float32 scalars (``[G]`` when batched)."""
+
+    learning_rate: jax.Array
+    gamma: jax.Array
+    gae_lambda: jax.Array
+    clip_eps: jax.Array
+    ent_coef: jax.Array
+    vf_coef: jax.Array
+    max_grad_norm: jax.Array
+
+
+@struct.dataclass
+class RunnerState:
+    """Everything one seed carries from update to update."""
+
+    params: Any  # network parameters
+    opt_state: Any  # optax state of (clip, adam)
+    env: EnvCarry  # env states, current obs, running episode stats; leaves [N, ...]
+    key: jax.Array  # PRNG key for the next update
+    update_step: jax.Array  # () int32, updates done so far
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """Static wiring of one config: env, network, optimiser, shapes. Not traced."""
+
+    config: PPOConfig
+    spec: EnvSpec
+    network: networks.ActorCritic
+
+    def apply(self, params: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self.network.apply(params, obs)
+
+    def optimizer(self, max_grad_norm: jax.Array | float) -> optax.GradientTransformation:
+        # The learning rate is applied by hand (it is traced and annealed), so the chain ends at Adam.
+        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=1e-5))
+
+
+def make_setup(config: PPOConfig) -> TrainSetup:
+    """Builds the env and the network of ``config``."""
+    env, env_params = make_env(config.env_id, config.env_kwargs)
+    spec = describe_env(env, env_params)
+    network = networks.ActorCritic(
+        action_dim=spec.action_dim,
+        discrete_actions=spec.discrete_actions,
+        obs_kind=spec.obs_kind,
+        num_obs_categories=spec.num_obs_categories,
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+    )
+    return TrainSetup(config=config, spec=spec, network=network)
+
+
+def make_hparams(config: PPOConfig) -> HParams:
+    """The grid of traced hyperparameters: every leaf ``[G]`` float32 (G = 1 without a sweep)."""
+    values = config.hparam_values()
+    return HParams(**{k: jnp.asarray(values[k], jnp.float32) for k in SWEEPABLE})
+
+
+# --------------------------------------------------------------------------------------------
+# Per-seed pure functions
+# --------------------------------------------------------------------------------------------
+def init_runner_state(key: jax.Array, setup: TrainSetup) -> RunnerState:
+    """Fresh network, optimiser and envs for one seed, all drawn from ``key``."""
+    key_params, key_reset, key_run = jax.random.split(key, 3)
+    carry = reset_envs(key_reset, setup.spec, setup.config.num_envs)
+    params = networks.init_params(key_params, setup.network, carry.obs)
+    opt_state = setup.optimizer(1.0).init(params)
+    return RunnerState(
+        params=params,
+        opt_state=opt_state,
+        env=carry,
+        key=key_run,
+        update_step=jnp.zeros((), jnp.int32),
+    )
+
+
+def _log_std(params: Any, setup: TrainSetup) -> jax.Array | None:
+    return None if setup.spec.discrete_actions else params["params"]["log_std"]
+
+
+def minibatch_loss(
+    params: Any, batch: dict[str, jax.Array], hp: HParams, setup: TrainSetup
+) -> tuple[jax.Array, LossInfo]:
+    """PPO loss of one minibatch (``batch`` leaves ``[B, ...]``) under ``params``."""
+    discrete = setup.spec.discrete_actions
+    policy_out, values = setup.apply(params, batch["obs"])
+    log_std = _log_std(params, setup)
+    new_log_prob = networks.log_prob(policy_out, log_std, batch["action"], discrete)
+    entropy = networks.entropy(policy_out, log_std, discrete)
+    return ppo_loss_terms(
+        new_log_prob,
+        batch["log_prob"],
+        batch["advantage"],
+        values,
+        batch["value"],
+        batch["target"],
+        entropy,
+        hp.clip_eps,
+        hp.vf_coef,
+        hp.ent_coef,
+        clip_value_loss=setup.config.clip_value_loss,
+        normalize_advantage=setup.config.normalize_advantage,
+    )
+
+
+def learning_rate_at(update_step: jax.Array, hp: HParams, config: PPOConfig) -> jax.Array:
+    """The learning rate of update ``update_step`` (linear annealing counted in updates)."""
+    if not config.anneal_lr:
+        return hp.learning_rate
+    return hp.learning_rate * (1.0 - update_step.astype(jnp.float32) / config.num_updates)
+
+
+def update_step(
+    runner: RunnerState, hp: HParams, setup: TrainSetup
+) -> tuple[RunnerState, dict[str, jax.Array]]:
+    """One PPO update of one seed: rollout, GAE, ``update_epochs`` passes of minibatch SGD."""
+    config, spec = setup.config, setup.spec
+    key, key_rollout, key_shuffle = jax.random.split(runner.key, 3)
+    env_carry, traj, stats = collect_rollout(
+        key_rollout, runner.params, setup.apply, spec, runner.env, config.num_steps
+    )
+
+    # V of the true next state s'_t (the final observation where an episode ended): one batched
+    # critic pass over the whole rollout.
+    T, N = traj.reward.shape
+    flat = lambda x: x.reshape((T * N,) + x.shape[2:])  # noqa: E731
+    _, next_values = setup.apply(runner.params, flat(traj.next_obs))
+    next_values = next_values.reshape(T, N)
+    advantages, targets = compute_gae(
+        traj.reward, traj.value, next_values, traj.terminated, traj.done, hp.gamma, hp.gae_lambda
+    )
+    batch = {
+        "obs": flat(traj.obs),
+        "action": flat(traj.action),
+        "log_prob": flat(traj.log_prob),
+        "value": flat(traj.value),
+        "advantage": flat(advantages),
+        "target": flat(targets),
+    }
+
+    lr = learning_rate_at(runner.update_step, hp, config)
+    tx = setup.optimizer(hp.max_grad_norm)
+    grad_fn = jax.grad(minibatch_loss, has_aux=True)
+    num_mb, mb_size = config.num_minibatches, config.minibatch_size
+
+    def sgd_step(carry, minibatch):
+        params, opt_state = carry
+        grads, info = grad_fn(params, minibatch, hp, setup)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+        # NOTE: one packed [6] output instead of six scalars (one kernel per scan output).
+        return (params, opt_state), jnp.stack(jax.tree.leaves(info))
+
+    def epoch(carry, perm):
+        # NOTE: one permutation gather per epoch, then a free reshape into minibatches.
+        minibatches = jax.tree.map(
+            lambda x: x[perm].reshape((num_mb, mb_size) + x.shape[1:]), batch
+        )
+        return jax.lax.scan(sgd_step, carry, minibatches)
+
+    # One random draw for every epoch's shuffle (argsort of random bits is a uniform permutation
+    # up to ties, which have probability ~B^2/2^33).
+    perms = jnp.argsort(jax.random.bits(key_shuffle, (config.update_epochs, T * N)), axis=-1)
+    (params, opt_state), infos = jax.lax.scan(epoch, (runner.params, runner.opt_state), perms)
+    infos = LossInfo(*infos.mean((0, 1)))  # fields in declaration order
+
+    count = stats.count
+    metrics = {
+        # NaN where no episode ended during this update's rollout.
+        "episode_return": jnp.where(count > 0, stats.return_sum / jnp.maximum(count, 1), jnp.nan),
+        "episode_length": jnp.where(count > 0, stats.length_sum / jnp.maximum(count, 1), jnp.nan),
+        "episodes_completed": count,
+        "policy_loss": infos.policy_loss,
+        "value_loss": infos.value_loss,
+        "entropy": infos.entropy,
+        "approx_kl": infos.approx_kl,
+        "clip_fraction": infos.clip_fraction,
+        "explained_variance": explained_variance(traj.value, targets),
+        "learning_rate": lr,
+    }
+    new_runner = RunnerState(
+        params=params,
+        opt_state=opt_state,
+        env=env_carry,
+        key=key,
+        update_step=runner.update_step + 1,
+    )
+    return new_runner, metrics
+
+
+def evaluate(runner: RunnerState, setup: TrainSetup) -> jax.Array:
+    """Mean greedy return ``()`` over ``num_eval_envs`` fresh episodes.
+
+    The key is derived from the runner's key with ``fold_in``, so evaluating does not change the
+    training stream.
+    """
+    key = jax.random.fold_in(runner.key, 0x5EED)
+    return evaluate_greedy(
+        key, runner.params, setup.apply, setup.spec, setup.config.num_eval_envs
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Batched over the sweep grid and seeds
+# --------------------------------------------------------------------------------------------
+ProgressFn = Callable[[Any, Any, Any], None]  # (update_index, env_steps (), return [G, S])
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """The batched, jittable pieces of one config. Leading axes: ``[G, S]`` (grid, seeds)."""
+
+    setup: TrainSetup
+    init: Callable[[jax.Array], RunnerState]
+    run_updates: Callable[..., tuple[RunnerState, dict[str, jax.Array]]]
+    evaluate: Callable[[RunnerState], jax.Array]
+    train: Callable[[jax.Array, HParams], tuple[RunnerState, dict[str, jax.Array], jax.Array]]
+
+
+def rng_config():
+    """The PRNG setting every trainer program is traced and lowered under (a context manager).
+
+    NOTE: ``jax_threefry_partitionable=True`` (jax's default) makes each random-number site ~3x
+    slower to compile on XLA:CPU; seeds are vmapped and sharded on their own axis, so the
+    partitionable variant buys nothing here. Lower/compile ``Trainer`` functions inside this.
+    """
+    return jax.threefry_partitionable(False)
+
+
+def seed_keys(seeds: tuple[int, ...]) -> jax.Array:
+    """``[S]`` keys: seed k is ``jax.random.PRNGKey(k)``."""
+    return jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+
+
+def make_train(
+    config: PPOConfig,
+    progress: ProgressFn | None = None,
+    progress_every: int | None = None,
+    ordered_progress: bool = True,
+) -> Trainer:
+    """Wires the pure pieces into batched functions over ``[G, S]``.
+
+    Args:
+        config: the run's config.
+        progress: optional host callback ``(update_index, env_steps, episode_return)``, called from
+            inside the scan every ``progress_every`` updates and after the last one.
+        progress_every: throttle for ``progress`` (default: about 100 calls per run).
+        ordered_progress: use an ordered ``jax.debug.callback`` (single-device programs).
+
+    Returns:
+        A ``Trainer``: ``init(keys [S]) -> RunnerState [G, S]``, ``run_updates(state, hparams,
+        num_updates) -> (state, metrics [G, S, num_updates])``, ``evaluate(state) -> [G, S]``, and
+        ``train(keys, hparams)`` which does all three in one program.
+    """
+    setup = make_setup(config)
+    num_grid = config.num_grid_points
+    every = progress_every or max(1, math.ceil(config.num_updates / 100))
+    last = config.num_updates - 1
+
+    def init(keys: jax.Array) -> RunnerState:
+        per_seed = jax.vmap(lambda k: init_runner_state(k, setup))(keys)
+        # Every grid point starts from the same per-seed state.
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_grid,) + x.shape), per_seed)
+
+    batched_update = jax.vmap(
+        jax.vmap(lambda r, h: update_step(r, h, setup), in_axes=(0, None)), in_axes=(0, 0)
+    )
+
+    def run_updates(
+        runner: RunnerState, hparams: HParams, num_updates: int
+    ) -> tuple[RunnerState, dict[str, jax.Array]]:
+        start = runner.update_step.reshape(-1)[0]  # the same for every seed and grid point
+
+        def body(runner: RunnerState, index: jax.Array):
+            runner, metrics = batched_update(runner, hparams)
+            packed = jnp.stack([metrics[k].astype(jnp.float32) for k in _PACKED], axis=-1)
+            if progress is not None:
+                report = (index % every == 0) | (index == last)
+                jax.lax.cond(
+                    report,
+                    lambda: jax.debug.callback(
+                        progress,
+                        index,
+                        (index + 1) * config.batch_size,
+                        metrics["episode_return"],
+                        ordered=ordered_progress,
+                    ),
+                    lambda: None,
+                )
+            # NOTE: metrics leave the scan packed as one [G, S, M] array (one output kernel).
+            return runner, packed
+
+        runner, packed = jax.lax.scan(
+            body, runner, start + jnp.arange(num_updates, dtype=jnp.int32)
+        )
+        # [U, G, S, M] -> name: [G, S, U]
+        metrics = {k: jnp.moveaxis(packed[..., i], 0, -1) for i, k in enumerate(_PACKED)}
+        steps = (start + 1 + jnp.arange(num_updates, dtype=jnp.int32)) * config.batch_size
+        metrics["env_steps"] = jnp.broadcast_to(steps, packed.shape[1:3] + (num_updates,))
+        return runner, metrics
+
+    def evaluate_all(runner: RunnerState) -> jax.Array:
+        return jax.vmap(jax.vmap(lambda r: evaluate(r, setup)))(runner)
+
+    def train(keys: jax.Array, hparams: HParams):
+        runner = init(keys)
+        runner, metrics = run_updates(runner, hparams, config.num_updates)
+        return runner, metrics, evaluate_all(runner)
+
+    return Trainer(
+        setup=setup, init=init, run_updates=run_updates, evaluate=evaluate_all, train=train
+    )

@@ -1,0 +1,107 @@
+"""Statistics over seeds (rliable-style) and the printed seed table.
+
+One lucky seed is never the headline: every config is summarised by mean ± std, median, the
+interquartile mean (IQM, the mean of the middle 50% of runs) with a 95% stratified-bootstrap
+confidence interval, and its per-seed final values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+
+def iqm(scores: np.ndarray) -> float:
+    """Interquartile mean of all values (25% trimmed from each end, as rliable defines it)."""
+    return float(stats.trim_mean(np.asarray(scores, np.float64).reshape(-1), 0.25))
+
+
+def stratified_bootstrap_ci(
+    scores: np.ndarray,
+    statistic=None,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile confidence interval of ``statistic`` by stratified bootstrap.
+
+    ``scores`` is ``[num_runs]`` or ``[num_tasks, num_runs]``: runs are resampled with replacement
+    within each task (stratum) independently, as in rliable. With one task this is the ordinary
+    bootstrap over seeds. ``statistic`` maps ``[tasks, runs]`` to a float (default: IQM).
+    """
+    scores = np.asarray(scores, np.float64)
+    if scores.ndim == 1:
+        scores = scores[None]
+    rng = np.random.default_rng(seed)
+    num_tasks, num_runs = scores.shape
+    idx = rng.integers(0, num_runs, size=(n_resamples, num_tasks, num_runs))
+    resampled = np.take_along_axis(scores[None], idx, axis=2)  # [R, tasks, runs]
+    if statistic is None:  # vectorised IQM over the pooled runs of each resample
+        values = stats.trim_mean(resampled.reshape(n_resamples, -1), 0.25, axis=1)
+    else:
+        values = np.array([statistic(r) for r in resampled])
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Summary of one config's final scores over seeds."""
+
+    label: str
+    seeds: tuple[int, ...]
+    finals: np.ndarray  # [num_seeds] one final score per seed
+    mean: float
+    std: float  # sample std (ddof=1; 0 for a single seed)
+    median: float
+    iqm: float
+    iqm_ci: tuple[float, float]  # 95% stratified-bootstrap CI of the IQM
+
+
+def summarize(
+    finals: np.ndarray, seeds: tuple[int, ...], label: str = "", confidence: float = 0.95
+) -> SeedSummary:
+    """Summarises per-seed final scores ``[num_seeds]``."""
+    finals = np.asarray(finals, np.float64).reshape(-1)
+    if len(finals) != len(seeds):
+        raise ValueError(f"got {len(finals)} finals for {len(seeds)} seeds")
+    return SeedSummary(
+        label=label,
+        seeds=tuple(seeds),
+        finals=finals,
+        mean=float(finals.mean()),
+        std=float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
+        median=float(np.median(finals)),
+        iqm=iqm(finals),
+        iqm_ci=stratified_bootstrap_ci(finals, confidence=confidence),
+    )
+
+
+def summarize_result(result: Any) -> list[SeedSummary]:
+    """One ``SeedSummary`` of greedy evaluation returns per config (sweep point) of a result."""
+    config = result.config
+    finals = np.asarray(result.eval_returns).reshape(config.num_grid_points, config.num_seeds)
+    summaries = []
+    for point, row in zip(config.grid_points(), finals):
+        label = ", ".join(f"{k}={v:g}" for k, v in point.items()) or config.env_id
+        summaries.append(summarize(row, config.seeds, label))
+    return summaries
+
+
+def format_table(summaries: list[SeedSummary], title: str = "greedy return over seeds") -> str:
+    """A plain-text table: one row per config, then its per-seed finals."""
+    header = f"{'config':<32} {'mean ± std':>17} {'median':>8} {'IQM [95% CI]':>26}  n"
+    lines = [title, header, "-" * len(header)]
+    for s in summaries:
+        ci = f"{s.iqm:.3f} [{s.iqm_ci[0]:.3f}, {s.iqm_ci[1]:.3f}]"
+        lines.append(
+            f"{s.label[:32]:<32} {s.mean:>8.3f} ± {s.std:<6.3f} {s.median:>8.3f} {ci:>26}  "
+            f"{len(s.finals)}"
+        )
+        per_seed = "  ".join(f"{seed}:{v:.3f}" for seed, v in zip(s.seeds, s.finals))
+        lines.append(f"    per seed  {per_seed}")
+    return "\n".join(lines)
