@@ -14,6 +14,11 @@ from train.config import PPOConfig
 from train.ppo import ProgressFn, RunnerState, make_hparams, make_train, rng_config, seed_keys
 
 
+# Compiled programs of recent configs (a notebook or a test re-running a config skips compiling).
+_COMPILED: dict[tuple, Any] = {}
+_CACHE_SIZE = 8
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """What ``train`` returns. ``lead`` below is ``(*grid_shape, num_seeds)``: ``(S,)`` without a
@@ -24,7 +29,7 @@ class TrainResult:
     eval_returns: np.ndarray  # [*lead] mean greedy return after training
     params: Any  # trained network parameters, leaves [*lead, ...]
     state: RunnerState  # final runner state, leaves [G, S, ...] (for chunked/resumed runs)
-    compile_seconds: float  # tracing + XLA compilation
+    compile_seconds: float  # tracing + XLA compilation (0 when this process compiled it before)
     run_seconds: float  # executing the fused program (training and evaluation)
     env_steps: int  # training env steps over all seeds and grid points
     num_devices: int
@@ -54,27 +59,21 @@ def train(
     """
     n_dev = len(jax.devices()) if num_devices is None else num_devices
     seeds = distributed.pad_seeds(config.seeds, n_dev) if n_dev > 1 else config.seeds
-    trainer = make_train(config, progress=progress, ordered_progress=n_dev == 1)
     keys = seed_keys(seeds)
     hparams = make_hparams(config)
     if n_dev > 1:
         mesh = distributed.seed_mesh(n_dev)
         keys = jax.device_put(keys, distributed.seed_sharding(mesh, 0))
         hparams = jax.device_put(hparams, distributed.replicated(mesh))
-        fn = jax.jit(
-            trainer.train,
-            out_shardings=(
-                distributed.seed_sharding(mesh, 1),
-                distributed.seed_sharding(mesh, 1),
-                distributed.seed_sharding(mesh, 1),
-            ),
-        )
-    else:
-        fn = jax.jit(trainer.train)
 
     t0 = time.perf_counter()
-    with rng_config():
-        compiled = fn.lower(keys, hparams).compile()
+    cache_key = (repr(config), progress, n_dev)
+    compiled = _COMPILED.get(cache_key)
+    if compiled is None:
+        compiled = _compile(config, progress, n_dev, keys, hparams)
+        _COMPILED[cache_key] = compiled
+        while len(_COMPILED) > _CACHE_SIZE:
+            _COMPILED.pop(next(iter(_COMPILED)))
     t1 = time.perf_counter()
     state, metrics, eval_returns = jax.block_until_ready(compiled(keys, hparams))
     t2 = time.perf_counter()
@@ -98,3 +97,16 @@ def train(
         env_steps=config.num_grid_points * n_real * config.env_steps_per_seed,
         num_devices=n_dev,
     )
+
+
+def _compile(config: PPOConfig, progress: ProgressFn | None, n_dev: int, keys, hparams):
+    """Traces, lowers and compiles the fused train program of ``config`` for ``n_dev`` devices."""
+    trainer = make_train(config, progress=progress, ordered_progress=n_dev == 1)
+    if n_dev > 1:
+        mesh = distributed.seed_mesh(n_dev)
+        sharded = distributed.seed_sharding(mesh, 1)  # outputs lead with [G, S]
+        fn = jax.jit(trainer.train, out_shardings=(sharded, sharded, sharded))
+    else:
+        fn = jax.jit(trainer.train)
+    with rng_config():
+        return fn.lower(keys, hparams).compile()

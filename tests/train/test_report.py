@@ -1,0 +1,42 @@
+"""Seed statistics: IQM and its stratified-bootstrap confidence interval, and the table."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from train import report
+
+
+def test_iqm_trims_a_quarter_each_side():
+    # sorted: 0 1 2 3 4 5 6 100 -> drop 2 each side -> mean(2, 3, 4, 5) = 3.5
+    assert report.iqm(np.array([5, 0, 100, 3, 1, 6, 2, 4])) == pytest.approx(3.5)
+
+
+def test_bootstrap_ci_matches_scipy_for_one_task():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=16)
+    lo, hi = report.stratified_bootstrap_ci(x, n_resamples=4000, seed=1)
+    ref = stats.bootstrap(
+        (x,), lambda a, axis: stats.trim_mean(a, 0.25, axis=axis), n_resamples=4000,
+        method="percentile", random_state=1,
+    ).confidence_interval
+    assert lo == pytest.approx(ref.low, abs=0.1) and hi == pytest.approx(ref.high, abs=0.1)
+    assert lo < report.iqm(x) < hi
+
+
+def test_bootstrap_is_stratified_per_task():
+    # Two tasks with very different scales: resampling within tasks keeps 8 runs of each, so the
+    # pooled IQM of every resample is at least the mean of the middle, never all task-A values.
+    scores = np.stack([np.zeros(8), np.full(8, 10.0)])
+    lo, hi = report.stratified_bootstrap_ci(scores)
+    assert lo == pytest.approx(5.0) and hi == pytest.approx(5.0)
+
+
+def test_summarize_and_table():
+    s = report.summarize(np.array([0.8, 0.8, 0.6, 0.8]), (0, 1, 2, 3), "cfg")
+    assert s.mean == pytest.approx(0.75) and s.median == pytest.approx(0.8)
+    assert s.std == pytest.approx(np.std([0.8, 0.8, 0.6, 0.8], ddof=1))
+    table = report.format_table([s])
+    assert "cfg" in table and "0.750" in table and "2:0.600" in table
+    with pytest.raises(ValueError):
+        report.summarize(np.zeros(3), (0, 1))
