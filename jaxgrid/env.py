@@ -146,14 +146,16 @@ class GridWorld(environment.Environment[GridState, GridParams]):
     def step_env(
         self, key: jax.Array, state: GridState, action: int | jax.Array, params: GridParams
     ) -> tuple[jax.Array, GridState, jax.Array, jax.Array, dict[str, Any]]:
-        action = jnp.asarray(action, jnp.int32)
+        # NOTE: an out-of-range action is clipped to a valid one (the Gymnasium adapter raises on
+        # it instead); with action and cell in range, the table gathers skip bounds handling.
+        action = jnp.clip(jnp.asarray(action, jnp.int32), 0, self.num_actions - 1)
         if self.slippery:
             key_slip, key_side = jax.random.split(key)
             slip = jax.random.uniform(key_slip) < params.slip_prob
             turn = jnp.where(jax.random.bernoulli(key_side), 1, 3)  # +1: clockwise, +3: counter
             action = jnp.where(slip, (action + turn) % 4, action)
         pos = self.next_pos(state, action, params)
-        kind = self.cell_kinds(state, params)[pos]
+        kind = self.cell_kinds(state, params).at[pos].get(mode="promise_in_bounds")
         at_goal, in_lava = kind == GOAL, kind == LAVA
         reward = jnp.where(
             at_goal, params.goal_reward, jnp.where(in_lava, params.lava_reward, params.step_reward)
@@ -167,7 +169,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
     # to read the layout from the state.
     def next_pos(self, state: GridState, action: jax.Array, params: GridParams) -> jax.Array:
         """() int32 cell that ``action`` leads to from ``state.pos`` (walls and edges applied)."""
-        return params.next_cell[state.pos, action]
+        return params.next_cell.at[state.pos, action].get(mode="promise_in_bounds")
 
     def cell_kinds(self, state: GridState, params: GridParams) -> jax.Array:
         """[H*W] int8 cell kinds of the layout ``state`` lives in."""

@@ -303,3 +303,13 @@ def test_gymnax_flatten_and_gym_wrappers(env_params):
         total += float(reward)
     assert bool(terminated) and not bool(truncated)
     assert total == pytest.approx(0.8, abs=1e-6)
+
+
+def test_step__out_of_range_actions_are_clipped_not_read_out_of_bounds(env_params):
+    env, params = env_params
+    key = jax.random.PRNGKey(0)
+    state = jaxgrid.GridState(time=jnp.int32(0), pos=jnp.int32(6))
+    for bad, same in [(7, LEFT), (-3, UP), (2**30, LEFT)]:
+        got = env.step(key, state, jnp.int32(bad), params)
+        want = env.step(key, state, jnp.int32(same), params)
+        chex.assert_trees_all_equal(got, want)
