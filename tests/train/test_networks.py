@@ -56,7 +56,7 @@ def _net(**kw):
 def test_init_params__gains_and_shapes():
     net = _net()
     obs = jnp.arange(5, dtype=jnp.int32)
-    params = networks.init_params(jax.random.PRNGKey(0), net, obs)
+    params = jax.jit(lambda k, o: networks.init_params(k, net, o))(jax.random.PRNGKey(0), obs)
     ref = net.init(jax.random.PRNGKey(0), obs)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref)
     p = params["params"]
@@ -76,7 +76,7 @@ def test_init_params__gains_and_shapes():
 def test_actor_critic__fused_towers_equal_separate_mlps():
     net = _net(obs_kind="vector", num_obs_categories=0)
     obs = jax.random.normal(jax.random.PRNGKey(3), (7, 5))
-    params = networks.init_params(jax.random.PRNGKey(0), net, obs)
+    params = jax.jit(lambda k, o: networks.init_params(k, net, o))(jax.random.PRNGKey(0), obs)
     logits, value = net.apply(params, obs)
     p = params["params"]
 
@@ -95,7 +95,7 @@ def test_actor_critic__fused_towers_equal_separate_mlps():
 def test_actor_critic__discrete_obs_is_one_hot():
     net = _net()
     obs = jnp.array([0, 3, 15], jnp.int32)
-    params = networks.init_params(jax.random.PRNGKey(0), net, obs)
+    params = jax.jit(lambda k, o: networks.init_params(k, net, o))(jax.random.PRNGKey(0), obs)
     vec = _net(obs_kind="vector", num_obs_categories=0)
     one_hot = jax.nn.one_hot(obs, 16)
     np.testing.assert_allclose(net.apply(params, obs)[0], vec.apply(params, one_hot)[0], atol=1e-6)
@@ -104,7 +104,7 @@ def test_actor_critic__discrete_obs_is_one_hot():
 def test_actor_critic__image_and_gaussian():
     net = networks.ActorCritic(action_dim=2, discrete_actions=False, obs_kind="image")
     obs = jnp.ones((3, 5, 5, 2))
-    params = networks.init_params(jax.random.PRNGKey(0), net, obs)
+    params = jax.jit(lambda k, o: networks.init_params(k, net, o))(jax.random.PRNGKey(0), obs)
     mean, value = net.apply(params, obs)
     assert mean.shape == (3, 2) and value.shape == (3,)
     assert params["params"]["log_std"].shape == (2,)
