@@ -1,0 +1,59 @@
+"""The jaxgrid-train command on a tiny run, in a subprocess (so it configures jax's devices)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from train.cli import parse_env_kwargs, parse_seeds
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_parse_seeds_ranges():
+    assert parse_seeds(["0-3,8"]) == (0, 1, 2, 3, 8)
+    assert parse_seeds(["0", "2", "5-6"]) == (0, 2, 5, 6)
+    assert parse_seeds(["0-15"]) == tuple(range(16))
+    with pytest.raises(ValueError, match="empty"):
+        parse_seeds(["5-2"])
+
+
+def test_parse_env_kwargs():
+    assert parse_env_kwargs(["max_steps_in_episode=100", "name=abc"]) == {
+        "max_steps_in_episode": 100,
+        "name": "abc",
+    }
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_env_kwargs(["oops"])
+
+
+def _run(*args, timeout=200):
+    env = dict(os.environ, PYTHONPATH=REPO, XDG_CACHE_HOME=os.environ.get("XDG_CACHE_HOME", "/tmp"))
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    return subprocess.run(
+        [sys.executable, "-m", "train.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+    )
+
+
+@pytest.mark.timeout(240)
+def test_cli__tiny_run_prints_the_seed_table(tmp_path):
+    proc = _run(
+        "--seeds", "0-2", "--total-timesteps", "1024", "--num-envs", "8", "--num-steps", "32",
+        "--sweep", "learning_rate", "0.001", "0.01", "--no-cache",
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "IQM [95% CI]" in out
+    assert "learning_rate=0.001" in out and "learning_rate=0.01" in out
+    assert "0:" in out and "2:" in out and "3:" not in out.split("per seed")[1].split("\n")[0]
+    assert "env steps/s" in out
+    assert "host CPU devices" in proc.stderr  # one device per core, said out loud
+
+
+@pytest.mark.timeout(60)
+def test_cli__bad_config_is_a_clear_error():
+    proc = _run("--num-minibatches", "3", "--no-cache", timeout=50)
+    assert proc.returncode == 2
+    assert "num_minibatches=3" in proc.stderr and "must divide" in proc.stderr
