@@ -5,6 +5,7 @@
 >>> obs, state = env.reset(jax.random.PRNGKey(0), params)
 """
 
+from jaxgrid import gym_adapter
 from jaxgrid.env import GridWorld
 from jaxgrid.layouts import Layout
 from jaxgrid.registry import make, register, registered_ids
@@ -21,3 +22,6 @@ __all__ = [
     "registered_ids",
 ]
 __version__ = "0.1.0"
+
+# gymnasium.make("jaxgrid/<id>") and gymnasium.make_vec("jaxgrid/<id>", num_envs=N).
+gym_adapter.register_gymnasium_envs()

@@ -23,6 +23,7 @@ EnvFactory = Callable[..., tuple[environment.Environment, Any]]
 
 _REGISTRY: dict[str, EnvFactory] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_REGISTER_HOOKS: list[Callable[[str], None]] = []
 
 ENV_KWARGS = ("obs", "view_size")
 
@@ -33,6 +34,14 @@ def register(env_id: str, factory: EnvFactory, description: str = "") -> None:
         raise ValueError(f"env id {env_id!r} is already registered")
     _REGISTRY[env_id] = factory
     _DESCRIPTIONS[env_id] = description
+    for hook in _REGISTER_HOOKS:
+        hook(env_id)
+
+
+def add_register_hook(hook: Callable[[str], None]) -> None:
+    """Calls ``hook(env_id)`` for every id registered from now on (the Gymnasium adapter uses it)."""
+    if hook not in _REGISTER_HOOKS:
+        _REGISTER_HOOKS.append(hook)
 
 
 def registered_ids() -> tuple[str, ...]:

@@ -133,7 +133,10 @@ def rollout_frames(env, params, key: jax.Array, actions: Sequence[int] | jax.Arr
             jax.random.fold_in(key_steps, i), state, jnp.int32(action), params
         )
         if bool(terminated | truncated):
-            final = state.replace(pos=jnp.asarray(_final_pos(env, info), jnp.int32), time=state.time + 1)
+            pos = agent_cell(env, info["final_observation"])
+            if pos is None:
+                raise ValueError("rollout_frames cannot locate the agent from a 'view' observation")
+            final = state.replace(pos=jnp.int32(pos), time=state.time + 1)
             frames.append(np.asarray(env.render(final, params, cell_px=cell_px)))
             break
         state = next_state
@@ -141,16 +144,16 @@ def rollout_frames(env, params, key: jax.Array, actions: Sequence[int] | jax.Arr
     return np.stack(frames)
 
 
-def _final_pos(env, info) -> int:
-    """The agent cell of ``info["final_observation"]`` for the index/onehot/coords/grid encodings."""
-    final = np.asarray(info["final_observation"])
+def agent_cell(env, obs) -> int | None:
+    """The agent's cell decoded from an index/onehot/coords/grid observation; None for a view."""
+    obs = np.asarray(obs)
     enc = env.obs_encoding
     if enc == "index":
-        return int(final)
+        return int(obs)
     if enc == "onehot":
-        return int(final.argmax())
+        return int(obs.argmax())
     if enc == "coords":
-        return int(final[0]) * env.width + int(final[1])
+        return int(obs[0]) * env.width + int(obs[1])
     if enc == "grid":
-        return int(final[..., 3].reshape(-1).argmax())
-    raise ValueError(f"rollout_frames cannot locate the agent from a {enc!r} observation; use obs='index'")
+        return int(obs[..., 3].reshape(-1).argmax())
+    return None

@@ -1,0 +1,104 @@
+"""The ``jaxgrid`` console script.
+
+    jaxgrid list                                   registered ids and their rules
+    jaxgrid play FrozenLake-v1                     step it with the arrow keys (a terminal widget)
+    jaxgrid play Maze-9x9-v0 --policy greedy       watch the shortest-path policy drive
+    jaxgrid play GridWorld-4x4-v0 --policy random --steps 20     plain output, no terminal needed
+    jaxgrid render FourRooms-v0 --policy greedy --out four_rooms.png   an episode as PNG strip / GIF
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+from typing import Any
+
+from jaxgrid import play, registry
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["is_slippery=False", "max_steps_in_episode=20"]`` -> a dict of Python literals (str otherwise)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"jaxgrid: --set expects NAME=VALUE, got {item!r}")
+        name, value = item.split("=", 1)
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
+
+
+def _make_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs = _parse_overrides(args.set or [])
+    if args.obs is not None:
+        kwargs["obs"] = args.obs
+    if args.layout is not None:
+        path = Path(args.layout)
+        kwargs["layout"] = path.read_text() if path.exists() else args.layout.replace("\\n", "\n")
+    return kwargs
+
+
+def _add_env_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("env_id", help="a registered id (see `jaxgrid list`)")
+    p.add_argument("--policy", choices=play.POLICIES, default=None,
+                   help="manual (arrow keys), random (action_space.sample) or greedy (shortest path)")
+    p.add_argument("--steps", type=int, default=None, help="steps to take; with a policy: plain output")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--obs", default=None, help="observation encoding: index, onehot, coords, grid, view")
+    p.add_argument("--layout", default=None, help="text map file (or inline map with \\n) for GridWorld-v0")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="env override, e.g. --set is_slippery=False --set max_steps_in_episode=20")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jaxgrid", description="JAX gridworlds: list, play and render envs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered env ids and their rules")
+    p = sub.add_parser("play", help="play an env in the terminal, or print a policy's steps")
+    _add_env_args(p)
+    p.add_argument("--plain", action="store_true", help="print steps instead of the terminal widget")
+    p.add_argument("--no-grid", action="store_true", help="plain mode: the step log only")
+    p.add_argument("--delay", type=float, default=0.3, help="seconds between policy steps (widget)")
+    r = sub.add_parser("render", help="write an episode as a PNG strip or GIF")
+    _add_env_args(r)
+    r.add_argument("--out", required=True, help="output path ending in .png or .gif")
+    r.add_argument("--cell-px", type=int, default=24)
+    r.add_argument("--columns", type=int, default=None, help="PNG strip: frames per row")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        for env_id in registry.registered_ids():
+            print(f"{env_id:<26s} {registry.describe(env_id)}")
+        return 0
+    try:
+        registry.check_env_id(args.env_id)
+        session = play.PlaySession(args.env_id, seed=args.seed, **_make_kwargs(args))
+        if args.command == "render":
+            policy = args.policy or "greedy"
+            if policy == "manual":
+                raise ValueError("render needs --policy random or greedy")
+            frames = play.save_episode(session, policy, args.out, max_steps=args.steps or 100,
+                                       cell_px=args.cell_px, columns=args.columns)
+            print(f"wrote {len(frames)} frames of {args.env_id} ({policy}) to {args.out}")
+            return 0
+        policy = args.policy or "manual"
+        if play.wants_plain(policy, args.steps, args.plain):
+            play.run_plain(session, "random" if policy == "manual" else policy,
+                           args.steps if args.steps is not None else 20, show_grid=not args.no_grid)
+        else:
+            play.run_curses(session, policy, delay=args.delay, steps=args.steps)
+    except ValueError as e:
+        print(f"jaxgrid: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
