@@ -157,9 +157,9 @@ def test_stable_baselines3__ppo_learns_gridworld_through_the_adapter():
 
     torch.set_num_threads(1)
     env = gymnasium.make("jaxgrid/GridWorld-4x4-v0")
-    model = sb3.PPO("MlpPolicy", env, n_steps=256, batch_size=64, learning_rate=3e-3, gamma=0.95, seed=0,
-                    verbose=0)
-    model.learn(total_timesteps=6000)
+    model = sb3.PPO("MlpPolicy", env, n_steps=128, batch_size=64, n_epochs=4, learning_rate=1e-3,
+                    gamma=0.95, seed=0, verbose=0)
+    model.learn(total_timesteps=3000)
     obs, _ = env.reset(seed=0)
     total, steps, done = 0.0, 0, False
     while not done and steps < 50:

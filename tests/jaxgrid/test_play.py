@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import jaxgrid
 from jaxgrid import cli
 from jaxgrid.layouts import Layout
 from jaxgrid.play import PlaySession
@@ -51,27 +52,43 @@ def test_play_plain__random_policy_prints_every_step():
     assert lines[-1].startswith("# episodes finished:")
 
 
-def test_play_plain__greedy_policy_solves_the_4x4_grid_and_cliff():
-    out = _run("play", "GridWorld-4x4-v0", "--policy", "greedy", "--steps", "6", "--no-grid")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1] == "# episodes finished: 1; returns: +0.80"
-    assert "terminated=True truncated=False final_obs=15" in out.stdout
-    out = _run("play", "CliffWalking-v1", "--policy", "greedy", "--steps", "13", "--no-grid")
-    assert out.stdout.splitlines()[-1] == "# episodes finished: 1; returns: -13.00"
+def _main(capsys, *args: str) -> tuple[int, str, str]:
+    """The console script's ``main`` in this process (the subprocess tests above cover the script)."""
+    rc = cli.main(list(args))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
 
 
-def test_play_plain__overrides_obs_and_layout_from_the_command_line():
-    out = _run("play", "GridWorld-v0", "--layout", "S.L\\n..G", "--policy", "greedy", "--steps", "3",
-               "--set", "step_reward=-0.5", "--obs", "coords", "--no-grid")
-    assert out.returncode == 0, out.stderr
-    assert "obs=[0,1] reward=-0.50" in out.stdout or "obs=[1,0] reward=-0.50" in out.stdout
-    assert out.stdout.splitlines()[-1] == "# episodes finished: 1; returns: +0.00"  # -0.5 - 0.5 + 1
+def test_play_plain__greedy_policy_solves_the_4x4_grid_and_cliff(capsys):
+    rc, out, _ = _main(capsys, "play", "GridWorld-4x4-v0", "--policy", "greedy", "--steps", "6", "--no-grid")
+    assert rc == 0 and out.splitlines()[-1] == "# episodes finished: 1; returns: +0.80"
+    assert "terminated=True truncated=False final_obs=15" in out
+    rc, out, _ = _main(capsys, "play", "CliffWalking-v1", "--policy", "greedy", "--steps", "13", "--no-grid")
+    assert rc == 0 and out.splitlines()[-1] == "# episodes finished: 1; returns: -13.00"
 
 
-def test_play__errors_are_clear():
-    out = _run("play", "FrozenLak-v1", "--steps", "2")
-    assert out.returncode == 2 and "unknown env id 'FrozenLak-v1'. Did you mean 'FrozenLake-v1'" in out.stderr
-    assert cli.main(["play", "GridWorld-4x4-v0", "--set", "slip_prob=3", "--steps", "1"]) == 2
+def test_play_plain__overrides_obs_and_layout_from_the_command_line(capsys):
+    rc, out, err = _main(capsys, "play", "GridWorld-v0", "--layout", "S.L\\n..G", "--policy", "greedy",
+                         "--steps", "3", "--set", "step_reward=-0.5", "--obs", "coords", "--no-grid")
+    assert rc == 0, err
+    assert "action=1 (right) obs=[0,1] reward=-0.50" in out
+    assert out.splitlines()[-1] == "# episodes finished: 1; returns: +0.00"  # -0.5 - 0.5 + 1
+
+
+def test_play__errors_are_clear(capsys):
+    rc, _, err = _main(capsys, "play", "FrozenLak-v1", "--steps", "2")
+    assert rc == 2 and "unknown env id 'FrozenLak-v1'. Did you mean 'FrozenLake-v1'" in err
+    rc, _, err = _main(capsys, "play", "GridWorld-4x4-v0", "--set", "slip_prob=3", "--steps", "1")
+    assert rc == 2 and "slip_prob must be in [0, 1], got 3" in err
+    rc, _, err = _main(capsys, "render", "GridWorld-4x4-v0", "--policy", "manual", "--out", "x.png")
+    assert rc == 2 and "render needs --policy random or greedy" in err
+
+
+def test_list__prints_every_id_with_its_rules(capsys):
+    rc, out, _ = _main(capsys, "list")
+    assert rc == 0
+    assert [line.split()[0] for line in out.splitlines()] == list(jaxgrid.registered_ids())
+    assert "hole terminates" in out
 
 
 def test_render__writes_png_strip_and_gif(tmp_path):
