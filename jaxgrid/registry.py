@@ -256,6 +256,14 @@ def _maze_factory(env_id: str, size: int):
     return factory
 
 
+def _maze_any(size: int | tuple[int, int] = 9, **overrides: Any):
+    height, width = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
+    return make_procedural(
+        "Maze-v0", maze_template(height, width), maze_generator(height, width), overrides,
+        param_defaults={"step_reward": -0.01, "goal_reward": 1.0, "max_steps_in_episode": 2 * height * width},
+    )
+
+
 register(
     "GridWorld-4x4-v0",
     _gridworld_4x4,
@@ -310,6 +318,12 @@ register(
     _maze_factory("Maze-9x9-v0", 9),
     "A new perfect maze (randomized Kruskal, 5x5 rooms) with a random start and goal at every reset, "
     "generated on device; obs='grid' by default; -0.01 per step, +1 at the goal; 162 steps.",
+)
+register(
+    "Maze-v0",
+    _maze_any,
+    "A procedural maze of any odd size: make('Maze-v0', size=21) or size=(H, W); rules as Maze-9x9-v0, "
+    "2*H*W steps.",
 )
 register(
     "Maze-15x15-v0",

@@ -161,8 +161,13 @@ def test_four_rooms_random__walls_fixed_start_and_goal_drawn():
     assert len(np.unique(goals)) == 104 and len(np.unique(pos)) == 104
 
 
-def test_maze__shape_errors():
-    with pytest.raises(ValueError, match="odd int >= 3"):
-        generators.check_maze_shape(8, 9)
-    with pytest.raises(ValueError, match="odd int >= 3"):
+def test_maze__any_odd_size_and_shape_errors():
+    env, params = jaxgrid.make("Maze-v0", size=(5, 11))
+    assert (env.height, env.width) == (5, 11) and int(params.max_steps_in_episode) == 110
+    kind, start = jax.jit(lambda k: generators.generate_maze(k, 5, 11))(jax.random.PRNGKey(0))
+    kind = np.asarray(kind).reshape(5, 11)
+    assert bfs_reachable(kind, int(start)).sum() == (kind != WALL).sum() == 2 * 18 - 1
+    with pytest.raises(ValueError, match="maze height must be an odd int >= 3"):
+        jaxgrid.make("Maze-v0", size=8)
+    with pytest.raises(ValueError, match=r"maze width must be an odd int >= 3 \(rooms on even rows/columns, walls between\), got 1"):
         generators.maze_edges(9, 1)
