@@ -144,7 +144,10 @@ class ActorCritic(nn.Module):
         return obs.reshape(obs.shape[0], -1).astype(jnp.float32)
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(
+        self, obs: jax.Array, critic_only: bool = False
+    ) -> tuple[jax.Array | None, jax.Array]:
+        """``critic_only`` (static) skips the actor tower and returns ``(None, value)``."""
         act = _ACTIVATIONS[self.activation]
         gain = math.sqrt(2.0)
         if self.obs_kind == "discrete":
@@ -159,11 +162,14 @@ class ActorCritic(nn.Module):
         for i, width in enumerate(self.hidden_sizes):
             kernel = self.param(f"tower_{i}_kernel", stacked(orthogonal(gain), 2), (2, prev, width))
             bias = self.param(f"tower_{i}_bias", nn.initializers.zeros, (2, width))
+            if critic_only:  # tower 1 is the critic
+                kernel, bias = kernel[1:], bias[1:]
             if i == 0:
                 if self.obs_kind == "discrete":
-                    # one_hot(obs) @ W == W[obs]: a row look-up instead of a matmul.
-                    idx = obs.reshape(obs.shape[0]).astype(jnp.int32)
-                    h = jnp.take(kernel, idx, axis=1)  # [2, B, width]
+                    # NOTE: a one-hot matmul, not a row gather W[obs]: same arithmetic, but the
+                    # gather's gradient is a scatter-add, which XLA:CPU runs slowly under vmap.
+                    x = jax.nn.one_hot(obs.reshape(obs.shape[0]), self.num_obs_categories)
+                    h = jnp.einsum("bi,kio->kbo", x, kernel)  # [2, B, width]
                 else:
                     h = jnp.einsum("bi,kio->kbo", x, kernel)
             else:
@@ -174,17 +180,19 @@ class ActorCritic(nn.Module):
         if h is None:  # no hidden layers: both heads read the encoded input
             if self.obs_kind == "discrete":
                 x = jax.nn.one_hot(obs.reshape(obs.shape[0]), self.num_obs_categories)
-            h = jnp.stack([x, x])
-        actor_h, critic_h = h[0], h[1]
+            h = jnp.stack([x] if critic_only else [x, x])
+        critic_h = h[-1]
+        value = nn.Dense(
+            1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros, name="critic_head"
+        )(critic_h)[:, 0]
+        if critic_only:
+            return None, value
         policy_out = nn.Dense(
             self.action_dim,
             kernel_init=orthogonal(0.01),
             bias_init=nn.initializers.zeros,
             name="actor_head",
-        )(actor_h)
-        value = nn.Dense(
-            1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros, name="critic_head"
-        )(critic_h)[:, 0]
+        )(h[0])
         if not self.discrete_actions:
             self.param("log_std", nn.initializers.zeros, (self.action_dim,))
         return policy_out, value
@@ -265,7 +273,9 @@ def log_prob(
     """Log-probability ``[B]`` of ``action`` under the policy."""
     if discrete:
         logp_all = jax.nn.log_softmax(policy_out, axis=-1)
-        return jnp.take_along_axis(logp_all, action[:, None].astype(jnp.int32), axis=-1)[:, 0]
+        # NOTE: a one-hot dot, not take_along_axis: avoids a gather/scatter pair in the gradient.
+        one_hot = jax.nn.one_hot(action, policy_out.shape[-1], dtype=logp_all.dtype)
+        return jnp.sum(one_hot * logp_all, axis=-1)
     z = (action - policy_out) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * z**2 - log_std - 0.5 * _LOG_2PI, axis=-1)
 

@@ -87,6 +87,9 @@ class TrainSetup:
     def apply(self, params: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         return self.network.apply(params, obs)
 
+    def value(self, params: Any, obs: jax.Array) -> jax.Array:
+        return self.network.apply(params, obs, critic_only=True)[1]
+
     def optimizer(self, max_grad_norm: jax.Array | float) -> optax.GradientTransformation:
         # The learning rate is applied by hand (it is traced and annealed), so the chain ends at Adam.
         return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=1e-5))
@@ -160,6 +163,23 @@ def minibatch_loss(
     )
 
 
+def random_permutations(key: jax.Array, num: int, size: int) -> jax.Array:
+    """``[num, size]`` int32: ``num`` random permutations of ``range(size)``, from one draw.
+
+    Sorts random keys whose low bits hold the index, in one single-operand unstable sort: ~5x
+    faster on XLA:CPU than ``argsort`` (a stable two-operand sort) or ``jax.random.permutation``.
+    Equal random high bits (probability ~size²/2^(33-log2 size)) fall back to index order.
+    """
+    index_bits = max(1, (size - 1).bit_length())
+    if index_bits > 16:  # too few random bits would be left: use the plain argsort
+        return jnp.argsort(jax.random.bits(key, (num, size)), axis=-1).astype(jnp.int32)
+    packed = (jax.random.bits(key, (num, size), jnp.uint32) << index_bits) | jnp.arange(
+        size, dtype=jnp.uint32
+    )
+    packed = jax.lax.sort(packed, dimension=-1, is_stable=False)
+    return (packed & jnp.uint32((1 << index_bits) - 1)).astype(jnp.int32)
+
+
 def learning_rate_at(update_step: jax.Array, hp: HParams, config: PPOConfig) -> jax.Array:
     """The learning rate of update ``update_step`` (linear annealing counted in updates)."""
     if not config.anneal_lr:
@@ -181,7 +201,7 @@ def update_step(
     # critic pass over the whole rollout.
     T, N = traj.reward.shape
     flat = lambda x: x.reshape((T * N,) + x.shape[2:])  # noqa: E731
-    _, next_values = setup.apply(runner.params, flat(traj.next_obs))
+    next_values = setup.value(runner.params, flat(traj.next_obs))
     next_values = next_values.reshape(T, N)
     advantages, targets = compute_gae(
         traj.reward, traj.value, next_values, traj.terminated, traj.done, hp.gamma, hp.gae_lambda
@@ -215,9 +235,7 @@ def update_step(
         )
         return jax.lax.scan(sgd_step, carry, minibatches)
 
-    # One random draw for every epoch's shuffle (argsort of random bits is a uniform permutation
-    # up to ties, which have probability ~B^2/2^33).
-    perms = jnp.argsort(jax.random.bits(key_shuffle, (config.update_epochs, T * N)), axis=-1)
+    perms = random_permutations(key_shuffle, config.update_epochs, T * N)
     (params, opt_state), infos = jax.lax.scan(epoch, (runner.params, runner.opt_state), perms)
     infos = LossInfo(*infos.mean((0, 1)))  # fields in declaration order
 
