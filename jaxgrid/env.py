@@ -21,9 +21,6 @@ from jaxgrid.types import GOAL, LAVA, GridParams, GridState, SlipperyGridParams
 
 # Name of each (row, col) move, for action labels in renders, logs and errors.
 DELTA_NAMES = {(-1, 0): "up", (0, 1): "right", (1, 0): "down", (0, -1): "left"}
-ACTION_NAMES = {
-    UP_RIGHT_DOWN_LEFT: ("up", "right", "down", "left"),
-}
 PARAM_CASTS = {
     "max_steps_in_episode": jnp.int32,
     "step_reward": jnp.float32,
