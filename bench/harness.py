@@ -66,6 +66,7 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "versions": package_versions(),
+        "loadavg_1_5_15min": list(os.getloadavg()),
         "env_vars": {k: os.environ[k] for k in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS", "OMP_NUM_THREADS") if k in os.environ},
     }
 
@@ -73,6 +74,7 @@ def machine_info() -> dict[str, Any]:
 def print_header(info: dict[str, Any]) -> None:
     print(f"# {info['date_utc']}  command: {info['command']}")
     print(f"# device: {info['jax_backend']} {info['jax_devices']}  cpu: {info['cpu']} x{info['cpu_count']}")
+    print(f"# load average (1, 5, 15 min): {info['loadavg_1_5_15min']}")
     print("# versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v))
 
 

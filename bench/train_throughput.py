@@ -1,0 +1,468 @@
+"""PPO training throughput and time-to-solve: jaxgrid's fused trainer vs Stable-Baselines3.
+
+    python bench/train_throughput.py            # full run, a few minutes on a 2-core CPU
+    python bench/train_throughput.py --quick    # smoke run
+    pip install -e ".[bench]"                   # torch (CPU) + stable-baselines3 for the SB3 lines
+
+Measured on ``GridWorld-4x4-v0`` (the optimal policy's return is 0.8):
+- **jaxgrid throughput**: ``train.train(PPOConfig(...))`` for 1, 8 and 64 seeds in one call and a few
+  ``num_envs``; env steps per second of run time (updates included), compile time apart. The first
+  call compiles; the repeats reuse the compiled program; the median run time is quoted.
+- **jaxgrid time-to-solve**: the trainer's pieces (``train.ppo.make_train``: ``init``,
+  ``run_updates``, ``evaluate``) run the default config's updates in chunks inside one program
+  per chunk for all seeds; after each chunk every seed's greedy policy is evaluated (timed apart,
+  not counted). Time-to-solve is the training time until every seed's greedy return is 0.8.
+  Running in chunks gives bitwise the same training as one call (see ``train/ppo.py``).
+- **SB3**: ``stable_baselines3.PPO`` with the same hyperparameters (16 envs, 32 steps, 4 epochs,
+  4 minibatches, lr 2.5e-3 annealed, 64x64 tanh MLPs), on the same env through jaxgrid's Gymnasium
+  adapter (``gymnasium.make("jaxgrid/GridWorld-4x4-v0")``) and, to separate SB3 from the adapter,
+  on the plain-Python env of ``bench/cpu_gridworld.py``. Throughput from a fixed-budget ``learn``;
+  time-to-solve with a callback that evaluates the greedy policy after every rollout (eval time
+  subtracted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# bench/ for its helper modules; the repo root so a checkout's jaxgrid/train win over any stale install.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+import cpu_gridworld  # noqa: E402
+import harness  # noqa: E402
+
+ENV_ID = "GridWorld-4x4-v0"
+OPTIMAL_RETURN = 0.8
+# Every non-optimal greedy path returns <= 0.76 (or never reaches the goal), so this is exact.
+SOLVED = OPTIMAL_RETURN - 0.01
+
+
+# ------------------------------------------------------------------------------------------------
+# jaxgrid
+def jaxgrid_config(num_seeds: int, num_envs: int, total_timesteps: int | None = None):
+    from train import PPOConfig
+
+    base = PPOConfig(env_id=ENV_ID)
+    kwargs: dict[str, Any] = {"seeds": tuple(range(num_seeds)), "num_envs": num_envs}
+    if total_timesteps is not None:
+        batch = num_envs * base.num_steps
+        kwargs["total_timesteps"] = max(batch, total_timesteps // batch * batch)
+    return base.replace(**kwargs)
+
+
+def measure_jaxgrid_throughput(num_seeds: int, num_envs: int, args) -> dict[str, Any]:
+    """``train(config)`` once to compile (timed apart), then ``repeats`` timed runs of the compiled program."""
+    from train import train
+
+    per_seed = max(args.train_budget // num_seeds, 1)
+    config = jaxgrid_config(num_seeds, num_envs, per_seed)
+    first = train(config)
+    runs = [first.run_seconds] + [train(config).run_seconds for _ in range(args.repeats - 1)]
+    run_s = statistics.median(runs)
+    return {
+        "num_seeds": num_seeds,
+        "num_envs": num_envs,
+        "total_timesteps_per_seed": config.env_steps_per_seed,
+        "num_updates": config.num_updates,
+        "env_steps": first.env_steps,
+        "compile_s": first.compile_seconds,
+        "run_s": run_s,
+        "runs_s": runs,
+        "steps_per_s": first.env_steps / run_s,
+        "eval_returns": np.asarray(first.eval_returns).tolist(),
+    }
+
+
+def measure_jaxgrid_solve(num_seeds: int, num_envs: int, args) -> dict[str, Any]:
+    """Wall-clock until every seed's greedy policy is optimal, training all seeds in one program."""
+    import jax
+
+    from train.ppo import make_hparams, make_train, rng_config, seed_keys
+
+    config = jaxgrid_config(num_seeds, num_envs, args.solve_max_steps)
+    chunk = args.chunk_updates
+    trainer = make_train(config)
+    keys, hparams = seed_keys(config.seeds), make_hparams(config)
+    start = time.perf_counter()
+    with rng_config():
+        init = jax.jit(trainer.init).lower(keys).compile()
+        runner = init(keys)
+        run_chunk = jax.jit(lambda r, h: trainer.run_updates(r, h, chunk)).lower(runner, hparams).compile()
+        evaluate = jax.jit(trainer.evaluate).lower(runner).compile()
+    compile_s = time.perf_counter() - start
+
+    train_s = eval_s = 0.0
+    updates = 0
+    solved_at = None
+    returns = None
+    while updates + chunk <= config.num_updates:
+        t0 = time.perf_counter()
+        runner, _ = jax.block_until_ready(run_chunk(runner, hparams))
+        t1 = time.perf_counter()
+        returns = np.asarray(evaluate(runner)).reshape(-1)
+        eval_s += time.perf_counter() - t1
+        train_s += t1 - t0
+        updates += chunk
+        if (returns >= SOLVED).all():
+            solved_at = updates
+            break
+    return {
+        "num_seeds": num_seeds,
+        "num_envs": num_envs,
+        "chunk_updates": chunk,
+        "max_updates": config.num_updates,
+        "compile_s": compile_s,
+        "solved": solved_at is not None,
+        "updates_to_solve": solved_at,
+        "env_steps_per_seed_to_solve": None if solved_at is None else solved_at * config.batch_size,
+        "time_to_solve_s": train_s if solved_at is not None else None,
+        "train_s": train_s,
+        "eval_s": eval_s,
+        "final_greedy_returns": None if returns is None else returns.tolist(),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Stable-Baselines3
+def sb3_available() -> str | None:
+    try:
+        import stable_baselines3  # noqa: F401
+        import torch  # noqa: F401
+
+        return None
+    except ImportError as err:
+        return f"{err} (pip install -e '.[bench]')"
+
+
+def sb3_env_id(which: str) -> str:
+    if which == "adapter":
+        import jaxgrid  # noqa: F401  (registers jaxgrid/<id> with Gymnasium)
+
+        return f"jaxgrid/{ENV_ID}"
+    return cpu_gridworld.register()
+
+
+def make_sb3(which: str, seed: int):
+    """SB3 PPO with the hyperparameters of ``PPOConfig``'s defaults, its envs reset and stepped once.
+
+    The warm-up step matters for the adapter: each adapter instance jit-compiles its own step on
+    first use, so 16 envs compile 16 times; that is set-up (reported apart), not training.
+    """
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    config = jaxgrid_config(1, 16)
+    vec_env = make_vec_env(sb3_env_id(which), n_envs=config.num_envs, seed=seed)
+    vec_env.reset()
+    vec_env.step(np.zeros(config.num_envs, np.int64))
+    lr = config.learning_rate
+    return PPO(
+        "MlpPolicy",
+        vec_env,
+        learning_rate=(lambda remaining: lr * remaining) if config.anneal_lr else lr,
+        n_steps=config.num_steps,
+        batch_size=config.minibatch_size,
+        n_epochs=config.update_epochs,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_range=config.clip_eps,
+        ent_coef=config.ent_coef,
+        vf_coef=config.vf_coef,
+        max_grad_norm=config.max_grad_norm,
+        normalize_advantage=config.normalize_advantage,
+        policy_kwargs={"net_arch": list(config.hidden_sizes), "activation_fn": torch.nn.Tanh},
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+
+
+def greedy_return(model, env) -> float:
+    """Return of one greedy episode (the env is deterministic, so one episode decides optimality)."""
+    obs, _ = env.reset(seed=0)
+    total, done = 0.0, False
+    while not done:
+        action, _ = model.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, _ = env.step(int(action))
+        total += reward
+        done = terminated or truncated
+    return total
+
+
+def measure_sb3_throughput(which: str, args) -> dict[str, Any]:
+    """Env steps/s of ``learn`` (rollouts and updates), after set-up and one untimed warm-up rollout."""
+    runs, setup = [], []
+    steps = args.sb3_throughput_steps
+    for repeat in range(args.sb3_repeats):
+        t0 = time.perf_counter()
+        model = make_sb3(which, seed=repeat)
+        setup.append(time.perf_counter() - t0)
+        model.learn(total_timesteps=model.n_steps * model.n_envs)  # warm-up: torch's first calls
+        start = time.perf_counter()
+        model.learn(total_timesteps=steps)
+        runs.append(time.perf_counter() - start)
+        done_steps = model.num_timesteps
+    run_s = statistics.median(runs)
+    return {
+        "env": which, "env_steps": done_steps, "run_s": run_s, "runs_s": runs, "setup_s": setup,
+        "steps_per_s": done_steps / run_s, "torch_threads": args.torch_threads,
+    }
+
+
+def measure_sb3_solve(which: str, seed: int, args) -> dict[str, Any]:
+    import gymnasium
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    eval_env = gymnasium.make(cpu_gridworld.register())  # same rules; fast, and its time is excluded anyway
+
+    class SolveCallback(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.eval_s = 0.0
+            self.solved_at: tuple[int, float] | None = None
+            self.start = time.perf_counter()
+            self.stop = False
+
+        def _on_rollout_end(self) -> None:
+            t0 = time.perf_counter()
+            ret = greedy_return(self.model, eval_env)
+            t1 = time.perf_counter()
+            self.eval_s += t1 - t0
+            if ret >= SOLVED and self.solved_at is None:
+                # The policy evaluated here is the one after the previous update.
+                self.solved_at = (self.num_timesteps - self.model.n_steps * self.model.n_envs, t0 - self.start - (self.eval_s - (t1 - t0)))
+                self.stop = True
+
+        def _on_step(self) -> bool:
+            return not self.stop
+
+    t0 = time.perf_counter()
+    model = make_sb3(which, seed)
+    setup_s = time.perf_counter() - t0
+    callback = SolveCallback()
+    callback.start = time.perf_counter()
+    model.learn(total_timesteps=args.solve_max_steps, callback=callback)
+    wall = time.perf_counter() - callback.start
+    solved = callback.solved_at is not None
+    return {
+        "env": which,
+        "seed": seed,
+        "solved": solved,
+        "env_steps_to_solve": callback.solved_at[0] if solved else None,
+        "time_to_solve_s": callback.solved_at[1] if solved else None,
+        "max_steps": args.solve_max_steps,
+        "eval_s": callback.eval_s,
+        "wall_s": wall,
+        "setup_s": setup_s,
+        "torch_threads": args.torch_threads,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+def plot(payload: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    info = payload["machine"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    labels, values, colors = [], [], []
+    for row in payload["jaxgrid_throughput"]:
+        labels.append(f"jaxgrid\n{row['num_seeds']} seeds x {row['num_envs']} envs")
+        values.append(row["steps_per_s"])
+        colors.append("C0")
+    for row in payload["sb3_throughput"]:
+        labels.append(f"SB3 ({row['env']})\n1 seed x 16 envs")
+        values.append(row["steps_per_s"])
+        colors.append("C3")
+    ax1.barh(range(len(values)), values, color=colors)
+    ax1.set_yticks(range(len(values)), labels, fontsize=7)
+    ax1.set_xscale("log")
+    ax1.invert_yaxis()
+    ax1.set_xlabel("PPO training env steps / s (compile excluded)")
+    for i, v in enumerate(values):
+        ax1.text(v, i, " " + harness.format_rate(v), va="center", fontsize=7)
+
+    labels, values, colors = [], [], []
+    for row in payload["jaxgrid_solve"]:
+        if row["solved"]:
+            labels.append(f"jaxgrid: all {row['num_seeds']} seeds\n({row['num_envs']} envs each)")
+            values.append(row["time_to_solve_s"])
+            colors.append("C0")
+    by_env: dict[str, list[float]] = {}
+    for row in payload["sb3_solve"]:
+        if row["solved"]:
+            by_env.setdefault(row["env"], []).append(row["time_to_solve_s"])
+    for env, times in by_env.items():
+        labels.append(f"SB3 ({env}): 1 seed\n(median of {len(times)})")
+        values.append(statistics.median(times))
+        colors.append("C3")
+    if values:
+        ax2.barh(range(len(values)), values, color=colors)
+        ax2.set_yticks(range(len(values)), labels, fontsize=7)
+        ax2.set_xscale("log")
+        ax2.invert_yaxis()
+        for i, v in enumerate(values):
+            ax2.text(v, i, f" {v:.3g}s", va="center", fontsize=7)
+    ax2.set_xlabel("wall-clock s until greedy policy optimal (return 0.8), compile excluded")
+    fig.suptitle(f"PPO on {ENV_ID} - {info['cpu']} x{info['cpu_count']}, jax {info['versions']['jax']}", fontsize=9)
+    harness.save_figure(fig, path)
+    plt.close(fig)
+
+
+def summarise(payload: dict[str, Any]) -> dict[str, Any]:
+    def find(rows, **match):
+        return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
+
+    sb3_rates = [r["steps_per_s"] for r in payload["sb3_throughput"]]
+    sb3_best = max(sb3_rates) if sb3_rates else None
+    jg_default = find(payload["jaxgrid_throughput"], num_seeds=8, num_envs=16)
+    jg_best = max(payload["jaxgrid_throughput"], key=lambda r: r["steps_per_s"], default=None)
+    sb3_solve_times = [r["time_to_solve_s"] for r in payload["sb3_solve"] if r["solved"]]
+    sb3_solve = statistics.median(sb3_solve_times) if sb3_solve_times else None
+    jg8 = find(payload["jaxgrid_solve"], num_seeds=8, solved=True)
+    ratio = lambda a, b: None if a is None or b is None else a / b  # noqa: E731
+    return {
+        "sb3_steps_per_s_best": sb3_best,
+        "jaxgrid_8x16_steps_per_s": jg_default and jg_default["steps_per_s"],
+        "jaxgrid_best_steps_per_s": jg_best and jg_best["steps_per_s"],
+        "jaxgrid_best_config": jg_best and f"{jg_best['num_seeds']} seeds x {jg_best['num_envs']} envs",
+        "throughput_ratio_8x16_vs_sb3": ratio(jg_default and jg_default["steps_per_s"], sb3_best),
+        "throughput_ratio_best_vs_sb3": ratio(jg_best and jg_best["steps_per_s"], sb3_best),
+        "throughput_target": 100.0,
+        "sb3_time_to_solve_1_seed_s": sb3_solve,
+        "jaxgrid_time_to_solve_8_seeds_s": jg8 and jg8["time_to_solve_s"],
+        "jaxgrid_compile_s_8_seeds": jg8 and jg8["compile_s"],
+        "solve_ratio_sb3_1_vs_jaxgrid_8": ratio(sb3_solve, jg8 and jg8["time_to_solve_s"]),
+        "solve_ratio_including_compile": ratio(sb3_solve, jg8 and jg8["time_to_solve_s"] + jg8["compile_s"]),
+        "solve_target": 20.0,
+    }
+
+
+def print_tables(payload: dict[str, Any]) -> None:
+    print("\n| trainer | seeds x envs | env steps/s | run s | compile s |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for r in payload["jaxgrid_throughput"]:
+        print(f"| jaxgrid PPO | {r['num_seeds']} x {r['num_envs']} | {harness.format_rate(r['steps_per_s'])} | "
+              f"{r['run_s']:.2f} | {r['compile_s']:.1f} |")
+    for r in payload["sb3_throughput"]:
+        print(f"| SB3 PPO ({r['env']}) | 1 x 16 | {harness.format_rate(r['steps_per_s'])} | {r['run_s']:.2f} | - |")
+    print("\n| trainer | seeds solved | env steps per seed | time to solve s | compile s |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for r in payload["jaxgrid_solve"]:
+        solved = f"all {r['num_seeds']}" if r["solved"] else f"not all {r['num_seeds']} in {r['max_updates']} updates"
+        tts = f"{r['time_to_solve_s']:.2f}" if r["solved"] else "-"
+        steps = r["env_steps_per_seed_to_solve"] if r["solved"] else "-"
+        print(f"| jaxgrid PPO ({r['num_envs']} envs) | {solved} | {steps} | {tts} | {r['compile_s']:.1f} |")
+    for r in payload["sb3_solve"]:
+        tts = f"{r['time_to_solve_s']:.2f}" if r["solved"] else f"not in {r['max_steps']} steps"
+        steps = r["env_steps_to_solve"] if r["solved"] else "-"
+        print(f"| SB3 PPO ({r['env']}, seed {r['seed']}) | {'1' if r['solved'] else '0'} | {steps} | {tts} | - |")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="smoke run: fewer configs, small budgets")
+    p.add_argument("--configs", nargs="+", default=None,
+                   help="throughput points as SEEDSxENVS (default 1x16 8x16 64x16 8x256 64x256)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seed counts timed to solve (default 1 8 64)")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per jaxgrid throughput point")
+    p.add_argument("--train-budget", type=int, default=None, help="env steps (all seeds) per throughput run")
+    p.add_argument("--solve-max-steps", type=int, default=None, help="env steps per seed before giving up on solving")
+    p.add_argument("--chunk-updates", type=int, default=2, help="updates between greedy evaluations (jaxgrid)")
+    p.add_argument("--sb3-throughput-steps", type=int, default=None)
+    p.add_argument("--sb3-repeats", type=int, default=None)
+    p.add_argument("--sb3-seeds", type=int, default=None, help="SB3 seeds timed to solve (median quoted)")
+    p.add_argument("--sb3-envs", nargs="+", default=["adapter", "python"], choices=["adapter", "python"])
+    p.add_argument("--no-sb3", action="store_true")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch intra-op threads for SB3 (1 is fastest for 64x64 MLPs on this machine)")
+    p.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "train_throughput.json")
+    args = p.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "configs": ["1x16", "8x16"] if quick else ["1x16", "8x16", "64x16", "8x256", "64x256"],
+        "seeds": [1, 8] if quick else [1, 8, 64],
+        "repeats": 2 if quick else 3,
+        "train_budget": 2**15 if quick else 2**21,
+        "solve_max_steps": 2**14 if quick else 2**17,
+        "sb3_throughput_steps": 1024 if quick else 16384,
+        "sb3_repeats": 1 if quick else 3,
+        "sb3_seeds": 1 if quick else 3,
+    }
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    info = harness.machine_info()
+    harness.print_header(info)
+    start = time.perf_counter()
+    payload: dict[str, Any] = {
+        "benchmark": "train_throughput",
+        "env_id": ENV_ID,
+        "machine": info,
+        "protocol": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "jaxgrid_throughput": [],
+        "jaxgrid_solve": [],
+        "sb3_throughput": [],
+        "sb3_solve": [],
+        "skipped": [],
+    }
+    for point in args.configs:
+        num_seeds, num_envs = (int(x) for x in point.lower().split("x"))
+        if True:
+            row = measure_jaxgrid_throughput(num_seeds, num_envs, args)
+            payload["jaxgrid_throughput"].append(row)
+            print(f"jaxgrid throughput {num_seeds:>3d} seeds x {num_envs:>4d} envs: "
+                  f"{harness.format_rate(row['steps_per_s'])} steps/s (run {row['run_s']:.2f}s, compile {row['compile_s']:.1f}s)",
+                  flush=True)
+    for num_seeds in args.seeds:
+        row = measure_jaxgrid_solve(num_seeds, 16, args)
+        payload["jaxgrid_solve"].append(row)
+        print(f"jaxgrid solve {num_seeds:>3d} seeds: solved={row['solved']} after {row['updates_to_solve']} updates, "
+              f"{row['time_to_solve_s'] if row['solved'] else float('nan'):.3f}s (compile {row['compile_s']:.1f}s)", flush=True)
+    missing = None if not args.no_sb3 else "--no-sb3"
+    missing = missing or sb3_available()
+    if missing:
+        payload["skipped"].append({"what": "stable-baselines3", "reason": missing})
+        print(f"SB3 skipped: {missing}")
+    else:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+        for which in args.sb3_envs:
+            row = measure_sb3_throughput(which, args)
+            payload["sb3_throughput"].append(row)
+            print(f"SB3 throughput ({which}): {harness.format_rate(row['steps_per_s'])} steps/s", flush=True)
+        for which in args.sb3_envs:
+            for seed in range(args.sb3_seeds):
+                row = measure_sb3_solve(which, seed, args)
+                payload["sb3_solve"].append(row)
+                print(f"SB3 solve ({which}, seed {seed}): solved={row['solved']} "
+                      f"steps={row['env_steps_to_solve']} time={row['time_to_solve_s']}", flush=True)
+    payload["summary"] = summarise(payload)
+    payload["wall_s"] = time.perf_counter() - start
+    print_tables(payload)
+    print("\nsummary: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in payload["summary"].items()))
+    payload["loadavg_end_1_5_15min"] = list(os.getloadavg())
+    harness.write_json(args.out, payload)
+    plot(payload, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')} in {payload['wall_s']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
