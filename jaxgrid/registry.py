@@ -179,9 +179,45 @@ def _gridworld_custom(layout: Layout | str | None = None, **overrides: Any):
 GYMNASIUM_SLIP_PROB = 2.0 / 3.0
 
 
-def _frozen_lake_factory(env_id: str, layout_name: str, max_steps: int):
-    def factory(is_slippery: bool = True, **overrides: Any):
+FROZEN_LAKE_CHARS = {"S": "S", "F": ".", "H": "L", "G": "G"}
+
+
+def frozen_lake_text(desc: list[str] | tuple[str, ...] | str, name: str) -> str:
+    """Gymnasium's FrozenLake ``desc`` (rows of S/F/H/G) as a jaxgrid text map (S/./L/G)."""
+    rows = desc.split() if isinstance(desc, str) else list(desc)
+    out = []
+    for r, row in enumerate(rows):
+        row = row.decode() if isinstance(row, bytes) else str(row)
+        for c, ch in enumerate(row):
+            if ch not in FROZEN_LAKE_CHARS:
+                raise ValueError(
+                    f"{name}: unknown FrozenLake character {ch!r} at row {r}, column {c}; "
+                    "valid: 'S' start, 'F' frozen, 'H' hole, 'G' goal"
+                )
+        out.append("".join(FROZEN_LAKE_CHARS[ch] for ch in row))
+    return "\n".join(out)
+
+
+def _frozen_lake_factory(env_id: str, default_map: str, max_steps: int):
+    def factory(
+        is_slippery: bool = True,
+        map_name: str | None = None,
+        desc: list[str] | None = None,
+        success_rate: float | None = None,
+        reward_schedule: tuple[float, float, float] | None = None,
+        **overrides: Any,
+    ):
+        """Gymnasium's FrozenLake keyword arguments are accepted with its meaning: ``map_name``
+        ("4x4"/"8x8"), ``desc`` (rows of S/F/H/G), ``success_rate`` (probability of the intended move
+        when slippery), ``reward_schedule`` (goal, hole, frozen)."""
         slippery = _check_bool("is_slippery", is_slippery)
+        maps = {"4x4": "frozen-lake-4x4", "8x8": "frozen-lake-8x8"}
+        if map_name is not None and map_name not in maps:
+            raise ValueError(f"unknown FrozenLake map_name {map_name!r}; valid: '4x4', '8x8' (or pass desc=)")
+        if desc is not None:
+            text = frozen_lake_text(desc, env_id)
+        else:
+            text = BUILTIN_LAYOUTS[maps.get(map_name, default_map)]
         defaults = {
             "max_steps_in_episode": max_steps,
             "step_reward": 0.0,
@@ -190,9 +226,18 @@ def _frozen_lake_factory(env_id: str, layout_name: str, max_steps: int):
             "lava_terminates": True,
             "slip_prob": GYMNASIUM_SLIP_PROB,
         }
+        if success_rate is not None:
+            if not 0.0 <= float(success_rate) <= 1.0:
+                raise ValueError(f"success_rate must be in [0, 1], got {success_rate}")
+            defaults["slip_prob"] = 1.0 - float(success_rate)
+        if reward_schedule is not None:
+            if len(reward_schedule) != 3:
+                raise ValueError(f"reward_schedule is (goal, hole, frozen), got {reward_schedule!r}")
+            goal, hole, frozen = (float(x) for x in reward_schedule)
+            defaults.update(goal_reward=goal, lava_reward=hole, step_reward=frozen)
         return make_grid(
-            env_id, BUILTIN_LAYOUTS[layout_name], overrides, action_deltas=LEFT_DOWN_RIGHT_UP,
-            param_defaults=defaults, slippery=slippery,
+            env_id, text, overrides, action_deltas=LEFT_DOWN_RIGHT_UP, param_defaults=defaults,
+            slippery=slippery,
         )
 
     return factory

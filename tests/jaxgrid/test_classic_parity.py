@@ -10,6 +10,7 @@ wrong slip probability, so it cannot pass by chance or by lack of power.
 from __future__ import annotations
 
 import gymnasium
+from gymnasium.envs.toy_text.frozen_lake import generate_random_map
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,12 +27,16 @@ DETERMINISTIC = [
     ("FrozenLake-v1", "FrozenLake-v1", {"is_slippery": False}, 100),
     ("FrozenLake8x8-v1", "FrozenLake8x8-v1", {"is_slippery": False}, 200),
     ("CliffWalking-v1", "CliffWalking-v1", {}, None),
+    # Gymnasium's FrozenLake keywords: a random map and a reward schedule (goal, hole, frozen).
+    ("FrozenLake-v1", "FrozenLake-v1",
+     {"is_slippery": False, "desc": generate_random_map(size=6, seed=3), "reward_schedule": (2.0, -1.0, -0.5)}, 100),
 ]
 SLIPPERY = [
     ("FrozenLake-v1", "FrozenLake-v1", {}),
     ("FrozenLake8x8-v1", "FrozenLake8x8-v1", {"is_slippery": True}),
     ("CliffWalkingSlippery-v1", "CliffWalkingSlippery-v1", {}),
     ("CliffWalking-v1", "CliffWalking-v1", {"is_slippery": True}),
+    ("FrozenLake-v1", "FrozenLake-v1", {"map_name": "8x8", "success_rate": 0.5}),
 ]
 
 
@@ -58,7 +63,10 @@ def _all_transitions(env, params, cells, key, samples: int):
     return pairs, np.asarray(obs), np.asarray(reward), np.asarray(terminated)
 
 
-@pytest.mark.parametrize("jid, gid, kwargs, limit", DETERMINISTIC, ids=[d[0] for d in DETERMINISTIC])
+DET_IDS = ["FrozenLake-v1", "FrozenLake8x8-v1", "CliffWalking-v1", "FrozenLake-v1-desc-rewards"]
+
+
+@pytest.mark.parametrize("jid, gid, kwargs, limit", DETERMINISTIC, ids=DET_IDS)
 def test_deterministic__every_transition_matches_gymnasium(jid, gid, kwargs, limit):
     env, params = jaxgrid.make(jid, **kwargs)
     gym_env = gymnasium.make(gid, **kwargs)
@@ -76,7 +84,7 @@ def test_deterministic__every_transition_matches_gymnasium(jid, gid, kwargs, lim
     assert obs.dtype == np.int32 and reward.dtype == np.float32 and terminated.dtype == bool
 
 
-@pytest.mark.parametrize("jid, gid, kwargs, limit", DETERMINISTIC, ids=[d[0] for d in DETERMINISTIC])
+@pytest.mark.parametrize("jid, gid, kwargs, limit", DETERMINISTIC, ids=DET_IDS)
 def test_deterministic__episodes_in_lockstep_with_gymnasium(jid, gid, kwargs, limit):
     """Random actions through whole episodes: resets, terminations and time-limit truncations agree."""
     env, params = jaxgrid.make(jid, **kwargs)
@@ -149,11 +157,11 @@ def _chi_square_pvalues(env, params, gym_env, key, samples: int) -> list[float]:
     return pvalues
 
 
-@pytest.mark.parametrize("jid, gid, kwargs", SLIPPERY, ids=[f"{s[0]}{s[2]}" for s in SLIPPERY])
+@pytest.mark.parametrize("jid, gid, kwargs", SLIPPERY, ids=[f"{s[0]}-{i}" for i, s in enumerate(SLIPPERY)])
 def test_slippery__transition_frequencies_match_gymnasium(jid, gid, kwargs):
     env, params = jaxgrid.make(jid, **kwargs)
     gym_env = gymnasium.make(gid, **kwargs)
-    assert env.slippery and np.isclose(float(params.slip_prob), 2 / 3)
+    assert env.slippery and np.isclose(float(params.slip_prob), 1 - kwargs.get("success_rate", 1 / 3))
     pvalues = _chi_square_pvalues(env, params, gym_env, jax.random.PRNGKey(0), samples=3000)
     assert len(pvalues) >= 20
     # Each pair passes at p >= 1e-6 (a false alarm over <= 200 pairs has probability < 2e-4), and the
@@ -177,9 +185,19 @@ def test_slippery__start_state_and_time_limit_like_gymnasium():
     assert np.all(np.asarray(obs) == 0)
 
 
-def test_frozen_lake__is_slippery_must_be_bool():
+def test_frozen_lake__gymnasium_keywords_are_validated():
     with pytest.raises(ValueError, match="is_slippery"):
         jaxgrid.make("FrozenLake-v1", is_slippery="yes")
+    with pytest.raises(ValueError, match="unknown FrozenLake map_name '6x6'"):
+        jaxgrid.make("FrozenLake-v1", map_name="6x6")
+    with pytest.raises(ValueError, match="unknown FrozenLake character 'X' at row 1, column 2"):
+        jaxgrid.make("FrozenLake-v1", desc=["SFF", "FFX", "FFG"])
+    with pytest.raises(ValueError, match=r"success_rate must be in \[0, 1\]"):
+        jaxgrid.make("FrozenLake-v1", success_rate=1.5)
+    with pytest.raises(ValueError, match="no goal is reachable from the start at row 0, column 0"):
+        jaxgrid.make("FrozenLake-v1", desc=["SH", "HG"])
+    env, params = jaxgrid.make("FrozenLake-v1", map_name="8x8", is_slippery=False)
+    assert (env.height, env.width) == (8, 8) and not env.slippery
 
 
 def test_cliff_walking__cliff_returns_to_start_with_minus_100():
