@@ -320,7 +320,7 @@ register(
     _frozen_lake_factory("FrozenLake-v1", "frozen-lake-4x4", 100),
     "Gymnasium's 4x4 FrozenLake: actions left/down/right/up; slippery by default (1/3 intended, "
     "1/3 each side; is_slippery=False for deterministic); +1 at the goal, 0 otherwise; a hole "
-    "terminates; 100 steps.",
+    "terminates; 100 steps. Also takes Gymnasium's map_name, desc, success_rate, reward_schedule.",
 )
 register(
     "FrozenLake8x8-v1",

@@ -41,7 +41,8 @@ def test_every_id__passes_gymnasiums_env_checker(env_id):
     if render_mode == "ansi":
         assert isinstance(frame, str) and frame.count("A") == 1
     else:
-        assert frame.dtype == np.uint8 and frame.shape == (16 * env.unwrapped.env.height, 16 * env.unwrapped.env.width, 3)
+        inner = env.unwrapped.env
+        assert frame.dtype == np.uint8 and frame.shape == (16 * inner.height, 16 * inner.width, 3)
 
 
 @pytest.mark.parametrize("env_id", ["GridWorld-4x4-v0", "FrozenLake-v1", "Maze-9x9-v0"])
@@ -72,7 +73,8 @@ def test_make_vec__one_jitted_vmapped_env_in_same_step_mode(env_id):
 
 @pytest.mark.parametrize(
     "env_id, kwargs",
-    [("GridWorld-4x4-v0", {}), ("FrozenLake-v1", {"is_slippery": False}), ("CliffWalking-v1", {"max_steps_in_episode": 20}),
+    [("GridWorld-4x4-v0", {}), ("FrozenLake-v1", {"is_slippery": False}),
+     ("CliffWalking-v1", {"max_steps_in_episode": 20}),
      ("FrozenLake8x8-v1", {"is_slippery": False, "max_steps_in_episode": 7})],
 )
 def test_make_vec__matches_gymnasiums_sync_vector_env(env_id, kwargs):

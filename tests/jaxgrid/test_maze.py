@@ -169,5 +169,5 @@ def test_maze__any_odd_size_and_shape_errors():
     assert bfs_reachable(kind, int(start)).sum() == (kind != WALL).sum() == 2 * 18 - 1
     with pytest.raises(ValueError, match="maze height must be an odd int >= 3"):
         jaxgrid.make("Maze-v0", size=8)
-    with pytest.raises(ValueError, match=r"maze width must be an odd int >= 3 \(rooms on even rows/columns, walls between\), got 1"):
+    with pytest.raises(ValueError, match=r"maze width must be an odd int >= 3 \(rooms on even rows/.*got 1"):
         generators.maze_edges(9, 1)
