@@ -20,6 +20,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 from flax import struct
 
 from train import networks
@@ -70,7 +71,7 @@ class RunnerState:
     """Everything one seed carries from update to update."""
 
     params: Any  # network parameters
-    opt_state: Any  # optax state of (clip, adam)
+    opt_state: Any  # optax state of (clip, adam) over the flat parameter vector
     env: EnvCarry  # env states, current obs, running episode stats; leaves [N, ...]
     key: jax.Array  # PRNG key for the next update
     update_step: jax.Array  # () int32, updates done so far
@@ -91,7 +92,12 @@ class TrainSetup:
         return self.network.apply(params, obs, critic_only=True)[1]
 
     def optimizer(self, max_grad_norm: jax.Array | float) -> optax.GradientTransformation:
-        # The learning rate is applied by hand (it is traced and annealed), so the chain ends at Adam.
+        """Global-norm clipping then Adam, on the flat parameter vector (``ravel_pytree``).
+
+        The learning rate is applied by hand (it is traced and annealed). NOTE: optimising one
+        flat vector instead of the parameter pytree is the same arithmetic, but one kernel per
+        step instead of one per leaf: fewer kernels to launch and to compile.
+        """
         return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(eps=1e-5))
 
 
@@ -124,7 +130,7 @@ def init_runner_state(key: jax.Array, setup: TrainSetup) -> RunnerState:
     key_params, key_reset, key_run = jax.random.split(key, 3)
     carry = reset_envs(key_reset, setup.spec, setup.config.num_envs)
     params = networks.init_params(key_params, setup.network, carry.obs)
-    opt_state = setup.optimizer(1.0).init(params)
+    opt_state = setup.optimizer(1.0).init(ravel_pytree(params)[0])
     return RunnerState(
         params=params,
         opt_state=opt_state,
@@ -161,6 +167,32 @@ def minibatch_loss(
         clip_value_loss=setup.config.clip_value_loss,
         normalize_advantage=setup.config.normalize_advantage,
     )
+
+
+def pack_batch(batch: dict[str, jax.Array]):
+    """Packs ``{name: [B, ...]}`` into one float32 ``[B, D]`` array, and returns the inverse.
+
+    One array means one gather and one scan input per epoch instead of one per field. Integer
+    fields (discrete obs/actions, small-integer images) round-trip exactly below 2^24.
+    """
+    names = list(batch)
+    size = batch[names[0]].shape[0]
+    specs = [(n, batch[n].shape[1:], batch[n].dtype) for n in names]
+    columns = [batch[n].reshape(size, -1).astype(jnp.float32) for n in names]
+    widths = [c.shape[1] for c in columns]
+    packed = jnp.concatenate(columns, axis=1)
+
+    def unpack(rows: jax.Array) -> dict[str, jax.Array]:
+        out, start = {}, 0
+        for (name, shape, dtype), width in zip(specs, widths):
+            col = rows[..., start : start + width]
+            start += width
+            if jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_:
+                col = jnp.round(col)
+            out[name] = col.reshape(rows.shape[:-1] + shape).astype(dtype)
+        return out
+
+    return packed, unpack
 
 
 def random_permutations(key: jax.Array, num: int, size: int) -> jax.Array:
@@ -214,6 +246,7 @@ def update_step(
         "advantage": flat(advantages),
         "target": flat(targets),
     }
+    packed, unpack = pack_batch(batch)
 
     lr = learning_rate_at(runner.update_step, hp, config)
     tx = setup.optimizer(hp.max_grad_norm)
@@ -222,17 +255,16 @@ def update_step(
 
     def sgd_step(carry, minibatch):
         params, opt_state = carry
-        grads, info = grad_fn(params, minibatch, hp, setup)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+        grads, info = grad_fn(params, unpack(minibatch), hp, setup)
+        flat_params, unravel = ravel_pytree(params)
+        updates, opt_state = tx.update(ravel_pytree(grads)[0], opt_state)
+        params = unravel(flat_params - lr * updates)
         # NOTE: one packed [6] output instead of six scalars (one kernel per scan output).
         return (params, opt_state), jnp.stack(jax.tree.leaves(info))
 
     def epoch(carry, perm):
-        # NOTE: one permutation gather per epoch, then a free reshape into minibatches.
-        minibatches = jax.tree.map(
-            lambda x: x[perm].reshape((num_mb, mb_size) + x.shape[1:]), batch
-        )
+        # NOTE: one gather of the packed [B, D] batch per epoch, then a free reshape.
+        minibatches = packed[perm].reshape(num_mb, mb_size, packed.shape[-1])
         return jax.lax.scan(sgd_step, carry, minibatches)
 
     perms = random_permutations(key_shuffle, config.update_epochs, T * N)
