@@ -151,9 +151,9 @@ def test_image_observations_use_the_cnn():
     assert np.all(np.isfinite(r.metrics["policy_loss"]))
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(400)
 def test_learning__cartpole_reaches_400():
+    # ~35 s on a loaded 2-core CPU, so CI runs it (not marked slow).
     config = PPOConfig(
         env_id="CartPole-v1",
         seeds=(0, 1, 2, 3),
@@ -165,3 +165,16 @@ def test_learning__cartpole_reaches_400():
     )
     r = train(config)
     assert r.eval_returns.mean() > 400, r.eval_returns
+
+
+def test_train_program_has_no_lapack_calls():
+    # LAPACK kernels (QR, eigh, ...) inside jitted, vmapped programs deadlocked jaxlib 0.10.2 on
+    # this CPU; the whole fused program must not contain any.
+    config = PPOConfig(seeds=(0, 1), **TINY)
+    trainer = ppo.make_train(config)
+    with ppo.rng_config():
+        hlo = jax.jit(trainer.train).lower(
+            ppo.seed_keys(config.seeds), ppo.make_hparams(config)
+        ).as_text()
+    assert "while" in hlo  # the scans are there...
+    assert "lapack" not in hlo.lower() and "custom_call" not in hlo.lower()  # ...and no LAPACK
