@@ -52,7 +52,7 @@ class PPOConfig:
     """Env overrides: keyword arguments of ``jaxgrid.make``, or gymnax ``EnvParams`` fields."""
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
     """Seeds to train side by side; seed k starts from ``jax.random.PRNGKey(k)``."""
-    total_timesteps: int = 40_960
+    total_timesteps: int = 16_384
     """Env steps per seed (summed over the parallel envs); rounded down to whole updates."""
     num_envs: int = 16
     """Parallel envs per seed (vmapped)."""
