@@ -22,6 +22,8 @@ ALL_IDS = jaxgrid.registered_ids()
 def make(env_id, **kwargs):
     if env_id == "GridWorld-v0":
         kwargs.setdefault("layout", CUSTOM)
+    if env_id == "Maze-v0":
+        kwargs.setdefault("size", (5, 7))  # a non-square maze (and a smaller compile)
     return jaxgrid.make(env_id, **kwargs)
 
 
