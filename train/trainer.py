@@ -43,7 +43,7 @@ class TrainResult:
 def train(
     config: PPOConfig,
     progress: ProgressFn | None = None,
-    num_devices: int | None = 1,
+    num_devices: int | None = None,
 ) -> TrainResult:
     """Trains every seed (and sweep point) of ``config`` in one jitted, vmapped program.
 
