@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -17,19 +18,19 @@ from train import networks
 ApplyFn = Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
 
 
-@struct.dataclass
+@dataclass(frozen=True)
 class EnvSpec:
-    """What the trainer needs to know about an env; all static (not traced)."""
+    """What the trainer needs to know about an env; all static (closed over, never traced)."""
 
-    env: Any = struct.field(pytree_node=False)
-    env_params: Any = struct.field(pytree_node=False)
-    discrete_actions: bool = struct.field(pytree_node=False)
-    action_dim: int = struct.field(pytree_node=False)  # n for Discrete(n), else flat size
-    action_low: Any = struct.field(pytree_node=False)  # Box bounds (None for Discrete)
-    action_high: Any = struct.field(pytree_node=False)
-    obs_kind: str = struct.field(pytree_node=False)  # "discrete" | "vector" | "image"
-    num_obs_categories: int = struct.field(pytree_node=False)
-    max_episode_steps: int = struct.field(pytree_node=False)
+    env: Any
+    env_params: Any
+    discrete_actions: bool
+    action_dim: int  # n for Discrete(n), else the flat size of the Box
+    action_low: Any  # Box bounds as numpy arrays (None for Discrete)
+    action_high: Any
+    obs_kind: str  # "discrete" | "vector" | "image"
+    num_obs_categories: int  # n of a Discrete observation space, else 0
+    max_episode_steps: int  # evaluation horizon (the env's time limit)
 
 
 def describe_env(env: Any, env_params: Any) -> EnvSpec:
