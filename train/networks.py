@@ -257,14 +257,36 @@ def init_params(key: jax.Array, network: ActorCritic, sample_obs: jax.Array) -> 
 # --------------------------------------------------------------------------------------------
 # Distributions (pure functions; ``discrete`` is static)
 # --------------------------------------------------------------------------------------------
+def uniform_from_bits(bits: jax.Array) -> jax.Array:
+    """uint32 random bits -> float32 uniforms in [2^-24, 1) (never 0, so logs stay finite)."""
+    mantissa = jnp.right_shift(bits.astype(jnp.uint32), jnp.uint32(9)) | jnp.uint32(0x3F800000)
+    u = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - 1.0  # [0, 1) in steps of 2^-23
+    return jnp.maximum(u, jnp.float32(2.0**-24))
+
+
+def sample_action_from_uniform(
+    uniform: jax.Array, policy_out: jax.Array, log_std: jax.Array | None, discrete: bool
+) -> jax.Array:
+    """Samples actions from pre-drawn uniforms ``[B, A]`` in (0, 1).
+
+    Categorical: Gumbel-max, ``argmax(logits - log(-log u))``; Gaussian: ``mean + σ·Φ⁻¹(u)``.
+    Returns ``[B]`` int32 or ``[B, A]`` float32.
+    """
+    if discrete:
+        gumbel = -jnp.log(-jnp.log(uniform))
+        return jnp.argmax(policy_out + gumbel, axis=-1).astype(jnp.int32)
+    normal = jnp.sqrt(2.0) * jax.lax.erf_inv(2.0 * uniform - 1.0)
+    return policy_out + jnp.exp(log_std) * normal
+
+
 def sample_action(
     key: jax.Array, policy_out: jax.Array, log_std: jax.Array | None, discrete: bool
 ) -> jax.Array:
     """Samples actions: ``[B]`` int32 for categorical logits, ``[B, A]`` float32 for a Gaussian."""
-    if discrete:
-        return jax.random.categorical(key, policy_out, axis=-1).astype(jnp.int32)
-    noise = jax.random.normal(key, policy_out.shape, policy_out.dtype)
-    return policy_out + jnp.exp(log_std) * noise
+    uniform = jax.random.uniform(
+        key, policy_out.shape, minval=jnp.float32(2.0**-24), maxval=1.0
+    )
+    return sample_action_from_uniform(uniform, policy_out, log_std, discrete)
 
 
 def log_prob(

@@ -101,10 +101,10 @@ def env_action(spec: EnvSpec, action: jax.Array) -> jax.Array:
     return jnp.clip(action, spec.action_low, spec.action_high)
 
 
-def reset_envs(key: jax.Array, spec: EnvSpec, num_envs: int) -> EnvCarry:
-    """Resets ``num_envs`` envs with independent keys."""
-    keys = jax.random.split(key, num_envs)
+def reset_envs(keys: jax.Array, spec: EnvSpec) -> EnvCarry:
+    """Resets one env per key (``keys`` ``[N]``)."""
     obs, env_state = jax.vmap(spec.env.reset, in_axes=(0, None))(keys, spec.env_params)
+    num_envs = keys.shape[0]
     return EnvCarry(
         env_state=env_state,
         obs=obs,
@@ -123,24 +123,30 @@ def _step_envs(keys: jax.Array, spec: EnvSpec, carry: EnvCarry, action: jax.Arra
 
 
 def collect_rollout(
-    key: jax.Array,
+    env_keys: jax.Array,
+    action_uniforms: jax.Array,
     params: Any,
     apply_fn: ApplyFn,
     spec: EnvSpec,
     carry: EnvCarry,
-    num_steps: int,
 ) -> tuple[EnvCarry, Trajectory, EpisodeStats]:
-    """Runs the stochastic policy for ``num_steps`` steps in every env.
+    """Runs the stochastic policy for ``T`` steps in every env.
+
+    Randomness comes in pre-drawn (NOTE: every random-number site costs XLA compile time, so the
+    caller draws a whole update's randomness at once): ``env_keys`` ``[T, N]`` keys for the env
+    steps and ``action_uniforms`` ``[T, N, A]`` uniforms in (0, 1) for the action samples.
 
     Returns the new carry, the ``[T, N]`` trajectory and stats of the episodes that ended.
     """
     log_std = params["params"].get("log_std") if not spec.discrete_actions else None
 
-    def step(state: tuple[EnvCarry, jax.Array], keys_step: jax.Array):
+    def step(state: tuple[EnvCarry, jax.Array], xs: tuple[jax.Array, jax.Array]):
         carry, stats = state
-        key_action, keys_env = keys_step[0], keys_step[1:]
+        keys_env, uniforms = xs
         policy_out, value = apply_fn(params, carry.obs)
-        action = networks.sample_action(key_action, policy_out, log_std, spec.discrete_actions)
+        action = networks.sample_action_from_uniform(
+            uniforms, policy_out, log_std, spec.discrete_actions
+        )
         log_prob = networks.log_prob(policy_out, log_std, action, spec.discrete_actions)
         obs, env_state, reward, terminated, done, next_obs = _step_envs(keys_env, spec, carry, action)
         ep_return = carry.episode_return + reward
@@ -162,12 +168,8 @@ def collect_rollout(
         )
         return (new_carry, stats), (carry.obs, action, next_obs, scalars)
 
-    # NOTE: every random-number site costs XLA compile time, so all keys are split in one go.
-    num_envs = carry.obs.shape[0]
-    keys = jax.random.split(key, num_steps * (num_envs + 1))
-    keys = keys.reshape((num_steps, num_envs + 1) + keys.shape[1:])
     (carry, stats), (obs, action, next_obs, scalars) = jax.lax.scan(
-        step, (carry, jnp.zeros((3,), jnp.float32)), keys
+        step, (carry, jnp.zeros((3,), jnp.float32)), (env_keys, action_uniforms)
     )
     trajectory = Trajectory(
         obs=obs,
@@ -190,8 +192,9 @@ def evaluate_greedy(
     Each env runs until its first episode ends (at most ``spec.max_episode_steps`` steps, after
     which the env's own time limit has ended it).
     """
-    key_reset, key_run = jax.random.split(key)
-    carry = reset_envs(key_reset, spec, num_envs)
+    horizon = spec.max_episode_steps
+    keys = jax.random.split(key, num_envs * (1 + horizon))  # one random site for everything
+    carry = reset_envs(keys[:num_envs], spec)
 
     def step(state, key_step):
         carry, returns, finished = state
@@ -204,7 +207,6 @@ def evaluate_greedy(
         return (carry, returns, finished), None
 
     init = (carry, jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), bool))
-    keys = jax.random.split(key_run, spec.max_episode_steps * num_envs)
-    keys = keys.reshape((spec.max_episode_steps, num_envs) + keys.shape[1:])
-    (_, returns, _), _ = jax.lax.scan(step, init, keys)
+    step_keys = keys[num_envs:].reshape((horizon, num_envs) + keys.shape[1:])
+    (_, returns, _), _ = jax.lax.scan(step, init, step_keys)
     return returns.mean()
