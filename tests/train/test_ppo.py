@@ -178,3 +178,24 @@ def test_train_program_has_no_lapack_calls():
         ).as_text()
     assert "while" in hlo  # the scans are there...
     assert "lapack" not in hlo.lower() and "custom_call" not in hlo.lower()  # ...and no LAPACK
+
+
+def test_permutations_from_bits__valid_and_unbiased():
+    bits = jax.random.bits(jax.random.PRNGKey(0), (4000, 8), jnp.uint32)
+    perms = np.asarray(jax.jit(ppo.permutations_from_bits)(bits))
+    np.testing.assert_array_equal(np.sort(perms, axis=1), np.tile(np.arange(8), (4000, 1)))
+    # every index lands in every position ~1/8 of the time
+    freq = np.stack([(perms == i).mean(0) for i in range(8)])
+    assert np.abs(freq - 1 / 8).max() < 0.03
+    big_bits = jax.random.bits(jax.random.PRNGKey(2), (1, 2**17), jnp.uint32)
+    big = np.asarray(ppo.permutations_from_bits(big_bits))  # > 2^16 items: the argsort path
+    np.testing.assert_array_equal(np.sort(big[0]), np.arange(2**17))
+
+
+def test_uniform_from_bits__in_open_unit_interval():
+    from train.networks import uniform_from_bits
+
+    edge = uniform_from_bits(jnp.array([0, 2**32 - 1], jnp.uint32))
+    assert 0.0 < float(edge[0]) < 1e-6 and float(edge[1]) < 1.0
+    u = uniform_from_bits(jax.random.bits(jax.random.PRNGKey(1), (20000,), jnp.uint32))
+    assert abs(float(u.mean()) - 0.5) < 0.01 and abs(float(u.var()) - 1 / 12) < 0.005
