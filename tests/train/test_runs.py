@@ -1,0 +1,121 @@
+"""Run directories end to end: contents and schema, chunked == unchunked, resume == uninterrupted,
+changed-config resume refused, overwrite refused, corrupted checkpoint, SIGINT then resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train import PPOConfig, train
+from train.checkpoint import CheckpointError
+from train.runs import ConfigMismatchError, RunInterrupted, load_run_config, train_in_run_dir
+from train.tracking import RunDirExistsError
+
+TINY = PPOConfig(seeds=(0, 1, 2), total_timesteps=8 * 16 * 6, num_envs=8, num_steps=16, num_eval_envs=4)
+
+
+def assert_same_training(a, b):
+    assert set(a.metrics) == set(b.metrics)
+    for k in a.metrics:
+        np.testing.assert_array_equal(a.metrics[k], b.metrics[k], err_msg=k)
+    np.testing.assert_array_equal(a.eval_returns, b.eval_returns)
+    for x, y in zip(__import__("jax").tree.leaves(a.params), __import__("jax").tree.leaves(b.params)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return train(TINY)
+
+
+@pytest.mark.timeout(240)
+def test_run_dir_contents_and_chunked_equals_unchunked(tmp_path, reference):
+    result, run_dir = train_in_run_dir(TINY, out=tmp_path, name="r", checkpoint_every=2, num_devices=1)
+    assert_same_training(result, reference)
+    for name in ("config.json", "metadata.json", "curves.csv", "results.json", "learning_curve.png"):
+        assert (run_dir / name).is_file(), name
+    assert load_run_config(run_dir) == TINY
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["status"] == "finished" and meta["seeds"] == [0, 1, 2]
+    for key in ("git", "versions", "devices", "command", "started", "ended", "compile_seconds", "run_seconds"):
+        assert key in meta, key
+    rows = list(csv.DictReader(open(run_dir / "curves.csv")))
+    assert len(rows) == TINY.num_seeds * TINY.num_updates
+    assert {int(r["update"]) for r in rows} == set(range(1, TINY.num_updates + 1))
+    results = json.loads((run_dir / "results.json").read_text())
+    np.testing.assert_allclose(results["configs"][0]["finals"], reference.eval_returns, rtol=1e-6)
+    assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert list((run_dir / "tb").rglob("events.out.tfevents*"))
+    assert (run_dir / "checkpoints" / "latest.json").is_file()
+
+
+@pytest.mark.timeout(240)
+def test_resume_equals_uninterrupted_and_refusals(tmp_path, reference):
+    with pytest.raises(RunInterrupted) as info:
+        train_in_run_dir(TINY, out=tmp_path, name="r", checkpoint_every=2, stop_after=2, num_devices=1)
+    run_dir = info.value.run_dir
+    assert info.value.update == 2
+    assert "jaxgrid-train --resume" in str(info.value)
+    assert json.loads((run_dir / "metadata.json").read_text())["status"] == "interrupted"
+    rows = list(csv.DictReader(open(run_dir / "curves.csv")))
+    assert len(rows) == TINY.num_seeds * 2  # the curves so far
+
+    with pytest.raises(RunDirExistsError):
+        train_in_run_dir(TINY, out=tmp_path, name="r")
+    changed = TINY.replace(learning_rate=1e-4, num_envs=4)
+    with pytest.raises(ConfigMismatchError, match=r"learning_rate: 0\.0025 \(run\) -> 0\.0001 \(asked\)") as err:
+        train_in_run_dir(changed, resume=run_dir)
+    assert "num_envs: 8 (run) -> 4 (asked)" in str(err.value)
+
+    result, _ = train_in_run_dir(None, resume=run_dir, checkpoint_every=2, num_devices=1)
+    assert_same_training(result, reference)
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["status"] == "finished" and len(meta["resumes"]) == 1
+
+
+@pytest.mark.timeout(240)
+def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(RunInterrupted) as info:
+        train_in_run_dir(TINY, out=tmp_path, name="r", checkpoint_every=2, stop_after=2, num_devices=1)
+    ckpt = next((info.value.run_dir / "checkpoints").glob("ckpt_*.msgpack"))
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=f"{ckpt.name} is truncated or corrupted"):
+        train_in_run_dir(None, resume=info.value.run_dir, num_devices=1)
+
+
+@pytest.mark.timeout(300)
+def test_sigint_saves_checkpoint_and_resume_finishes(tmp_path):
+    """A real Ctrl-C to a CLI run: it saves, says how to resume, and the resumed run finishes with
+    the uninterrupted run's results."""
+    args = ["--seeds", "0-1", "--total-timesteps", str(8 * 16 * 400), "--num-envs", "8", "--num-steps", "16",
+            "--num-eval-envs", "4", "--checkpoint-every", "5", "--out", str(tmp_path), "--name", "sig",
+            "--quiet", "--devices", "1", "--no-cache"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.Popen([sys.executable, "-m", "train.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    ckpt = tmp_path / "sig" / "checkpoints" / "latest.json"
+    deadline = time.time() + 180
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert ckpt.exists(), proc.communicate(timeout=60)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "--resume" in err
+    meta = json.loads((tmp_path / "sig" / "metadata.json").read_text())
+    assert meta["status"] == "interrupted" and 0 < meta["updates_done"] < 400
+    resumed = subprocess.run([sys.executable, "-m", "train.cli", "--resume", str(tmp_path / "sig"), "--quiet",
+                              "--devices", "1", "--no-cache"], capture_output=True, text=True, env=env, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "sig" / "metadata.json").read_text())["status"] == "finished"
+    rows = list(csv.DictReader(open(tmp_path / "sig" / "curves.csv")))
+    assert len(rows) == 2 * 400
