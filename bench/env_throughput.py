@@ -354,7 +354,9 @@ def run_cartpole(runner: Runner, sizes) -> None:
     args = runner.args
     env, params = gymnax.make("CartPole-v1")
     for n in sizes:
-        runner.attempt("CartPole-v1", "gymnax scan", n, lambda: measure_jax(env, params, n, False, args))
+        runner.attempt(
+            "CartPole-v1", "gymnax scan", n, lambda: measure_jax(env, params, n, False, args, budget=args.jax_budget // 16)
+        )
         if n == 1:
             runner.attempt("CartPole-v1", "gymnasium.make", 1, lambda: measure_loop(stepper_single_gym("CartPole-v1"), 1, args))
         runner.attempt(
@@ -501,7 +503,7 @@ def parse_args(argv=None):
     if args.sizes is None:
         args.sizes = list(QUICK_NUM_ENVS if args.quick else NUM_ENVS)
     if args.repeats is None:
-        args.repeats = 3 if args.quick else 7
+        args.repeats = 3 if args.quick else 5
     if args.jax_budget is None:
         args.jax_budget = 2**18 if args.quick else 2**24
     if args.cpu_target_s is None:

@@ -61,8 +61,9 @@ def measure_jaxgrid_throughput(num_seeds: int, num_envs: int, args) -> dict[str,
     """``train(config)`` once to compile (timed apart), then ``repeats`` timed runs of the compiled program."""
     from train import train
 
-    per_seed = max(args.train_budget // num_seeds, 1)
-    config = jaxgrid_config(num_seeds, num_envs, per_seed)
+    batch = num_envs * jaxgrid_config(1, num_envs).num_steps
+    num_updates = int(np.clip(args.train_budget // (num_seeds * batch), args.min_updates, args.max_updates))
+    config = jaxgrid_config(num_seeds, num_envs, num_updates * batch)
     first = train(config)
     runs = [first.run_seconds] + [train(config).run_seconds for _ in range(args.repeats - 1)]
     run_s = statistics.median(runs)
@@ -98,21 +99,27 @@ def measure_jaxgrid_solve(num_seeds: int, num_envs: int, args) -> dict[str, Any]
         evaluate = jax.jit(trainer.evaluate).lower(runner).compile()
     compile_s = time.perf_counter() - start
 
-    train_s = eval_s = 0.0
-    updates = 0
-    solved_at = None
-    returns = None
-    while updates + chunk <= config.num_updates:
-        t0 = time.perf_counter()
-        runner, _ = jax.block_until_ready(run_chunk(runner, hparams))
-        t1 = time.perf_counter()
-        returns = np.asarray(evaluate(runner)).reshape(-1)
-        eval_s += time.perf_counter() - t1
-        train_s += t1 - t0
-        updates += chunk
-        if (returns >= SOLVED).all():
-            solved_at = updates
-            break
+    def solve_once() -> tuple[int | None, float, float, np.ndarray | None]:
+        runner = init(keys)
+        train_s = eval_s = 0.0
+        updates, returns = 0, None
+        while updates + chunk <= config.num_updates:
+            t0 = time.perf_counter()
+            runner, _ = jax.block_until_ready(run_chunk(runner, hparams))
+            t1 = time.perf_counter()
+            returns = np.asarray(evaluate(runner)).reshape(-1)
+            eval_s += time.perf_counter() - t1
+            train_s += t1 - t0
+            updates += chunk
+            if (returns >= SOLVED).all():
+                return updates, train_s, eval_s, returns
+        return None, train_s, eval_s, returns
+
+    # Training is deterministic, so every repeat solves after the same updates; only the time varies.
+    runs = [solve_once() for _ in range(args.repeats)]
+    solved_at, _, eval_s, returns = runs[0]
+    times = [r[1] for r in runs]
+    train_s = statistics.median(times)
     return {
         "num_seeds": num_seeds,
         "num_envs": num_envs,
@@ -124,8 +131,28 @@ def measure_jaxgrid_solve(num_seeds: int, num_envs: int, args) -> dict[str, Any]
         "env_steps_per_seed_to_solve": None if solved_at is None else solved_at * config.batch_size,
         "time_to_solve_s": train_s if solved_at is not None else None,
         "train_s": train_s,
+        "repeats_s": times,
         "eval_s": eval_s,
         "final_greedy_returns": None if returns is None else returns.tolist(),
+    }
+
+
+def measure_jaxgrid_one_call(num_seeds: int) -> dict[str, Any]:
+    """What a user sees: ``train(PPOConfig(seeds=...))`` with every other setting at its default."""
+    from train import train
+
+    config = jaxgrid_config(num_seeds, jaxgrid_config(1, 16).num_envs)
+    result = train(config)
+    returns = np.asarray(result.eval_returns).reshape(-1)
+    return {
+        "num_seeds": num_seeds,
+        "num_envs": config.num_envs,
+        "total_timesteps_per_seed": config.env_steps_per_seed,
+        "compile_s": result.compile_seconds,
+        "run_s": result.run_seconds,
+        "steps_per_s": result.env_steps_per_second,
+        "all_optimal": bool((returns >= SOLVED).all()),
+        "eval_returns": returns.tolist(),
     }
 
 
@@ -274,7 +301,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     info = payload["machine"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"wspace": 0.55})
     labels, values, colors = [], [], []
     for row in payload["jaxgrid_throughput"]:
         labels.append(f"jaxgrid\n{row['num_seeds']} seeds x {row['num_envs']} envs")
@@ -327,8 +354,12 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
     sb3_best = max(sb3_rates) if sb3_rates else None
     jg_default = find(payload["jaxgrid_throughput"], num_seeds=8, num_envs=16)
     jg_best = max(payload["jaxgrid_throughput"], key=lambda r: r["steps_per_s"], default=None)
-    sb3_solve_times = [r["time_to_solve_s"] for r in payload["sb3_solve"] if r["solved"]]
-    sb3_solve = statistics.median(sb3_solve_times) if sb3_solve_times else None
+    # SB3's time to solve one seed: the median over seeds, on whichever env makes SB3 fastest.
+    by_env: dict[str, list[float]] = {}
+    for r in payload["sb3_solve"]:
+        if r["solved"]:
+            by_env.setdefault(r["env"], []).append(r["time_to_solve_s"])
+    sb3_solve = min((statistics.median(v) for v in by_env.values()), default=None)
     jg8 = find(payload["jaxgrid_solve"], num_seeds=8, solved=True)
     ratio = lambda a, b: None if a is None or b is None else a / b  # noqa: E731
     return {
@@ -340,6 +371,8 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
         "throughput_ratio_best_vs_sb3": ratio(jg_best and jg_best["steps_per_s"], sb3_best),
         "throughput_target": 100.0,
         "sb3_time_to_solve_1_seed_s": sb3_solve,
+        "sb3_solved_seeds": {env: len(v) for env, v in by_env.items()},
+        "sb3_seeds_tried": len(payload["sb3_solve"]),
         "jaxgrid_time_to_solve_8_seeds_s": jg8 and jg8["time_to_solve_s"],
         "jaxgrid_compile_s_8_seeds": jg8 and jg8["compile_s"],
         "solve_ratio_sb3_1_vs_jaxgrid_8": ratio(sb3_solve, jg8 and jg8["time_to_solve_s"]),
@@ -363,6 +396,10 @@ def print_tables(payload: dict[str, Any]) -> None:
         tts = f"{r['time_to_solve_s']:.2f}" if r["solved"] else "-"
         steps = r["env_steps_per_seed_to_solve"] if r["solved"] else "-"
         print(f"| jaxgrid PPO ({r['num_envs']} envs) | {solved} | {steps} | {tts} | {r['compile_s']:.1f} |")
+    one = payload.get("jaxgrid_one_call")
+    if one:
+        print(f"| jaxgrid train() defaults, one call | {'all' if one['all_optimal'] else 'not all'} {one['num_seeds']} | "
+              f"{one['total_timesteps_per_seed']} | {one['run_s']:.2f} (whole budget) | {one['compile_s']:.1f} |")
     for r in payload["sb3_solve"]:
         tts = f"{r['time_to_solve_s']:.2f}" if r["solved"] else f"not in {r['max_steps']} steps"
         steps = r["env_steps_to_solve"] if r["solved"] else "-"
@@ -376,7 +413,10 @@ def parse_args(argv=None):
                    help="throughput points as SEEDSxENVS (default 1x16 8x16 64x16 8x256 64x256)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seed counts timed to solve (default 1 8 64)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per jaxgrid throughput point")
-    p.add_argument("--train-budget", type=int, default=None, help="env steps (all seeds) per throughput run")
+    p.add_argument("--train-budget", type=int, default=None,
+                   help="env steps (all seeds) per throughput run, within --min-updates and --max-updates")
+    p.add_argument("--min-updates", type=int, default=2)
+    p.add_argument("--max-updates", type=int, default=64)
     p.add_argument("--solve-max-steps", type=int, default=None, help="env steps per seed before giving up on solving")
     p.add_argument("--chunk-updates", type=int, default=2, help="updates between greedy evaluations (jaxgrid)")
     p.add_argument("--sb3-throughput-steps", type=int, default=None)
@@ -393,7 +433,7 @@ def parse_args(argv=None):
         "configs": ["1x16", "8x16"] if quick else ["1x16", "8x16", "64x16", "8x256", "64x256"],
         "seeds": [1, 8] if quick else [1, 8, 64],
         "repeats": 2 if quick else 3,
-        "train_budget": 2**15 if quick else 2**21,
+        "train_budget": 2**15 if quick else 2**20,
         "solve_max_steps": 2**14 if quick else 2**17,
         "sb3_throughput_steps": 1024 if quick else 16384,
         "sb3_repeats": 1 if quick else 3,
@@ -417,23 +457,27 @@ def main(argv=None) -> int:
         "protocol": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "jaxgrid_throughput": [],
         "jaxgrid_solve": [],
+        "jaxgrid_one_call": None,
         "sb3_throughput": [],
         "sb3_solve": [],
         "skipped": [],
     }
     for point in args.configs:
         num_seeds, num_envs = (int(x) for x in point.lower().split("x"))
-        if True:
-            row = measure_jaxgrid_throughput(num_seeds, num_envs, args)
-            payload["jaxgrid_throughput"].append(row)
-            print(f"jaxgrid throughput {num_seeds:>3d} seeds x {num_envs:>4d} envs: "
-                  f"{harness.format_rate(row['steps_per_s'])} steps/s (run {row['run_s']:.2f}s, compile {row['compile_s']:.1f}s)",
-                  flush=True)
+        row = measure_jaxgrid_throughput(num_seeds, num_envs, args)
+        payload["jaxgrid_throughput"].append(row)
+        print(f"jaxgrid throughput {num_seeds:>3d} seeds x {num_envs:>4d} envs: "
+              f"{harness.format_rate(row['steps_per_s'])} steps/s (run {row['run_s']:.2f}s, compile {row['compile_s']:.1f}s)",
+              flush=True)
     for num_seeds in args.seeds:
         row = measure_jaxgrid_solve(num_seeds, 16, args)
         payload["jaxgrid_solve"].append(row)
         print(f"jaxgrid solve {num_seeds:>3d} seeds: solved={row['solved']} after {row['updates_to_solve']} updates, "
               f"{row['time_to_solve_s'] if row['solved'] else float('nan'):.3f}s (compile {row['compile_s']:.1f}s)", flush=True)
+    if not args.quick:  # the default budget takes a while: not in a smoke run
+        row = payload["jaxgrid_one_call"] = measure_jaxgrid_one_call(8)
+        print(f"jaxgrid train(PPOConfig(seeds=range(8))) defaults: compile {row['compile_s']:.1f}s, run {row['run_s']:.2f}s, "
+              f"all greedy optimal: {row['all_optimal']}", flush=True)
     missing = None if not args.no_sb3 else "--no-sb3"
     missing = missing or sb3_available()
     if missing:
