@@ -9,6 +9,17 @@ Per seed (module-level pure functions):
 ``init`` and ``run_updates`` separately, so a caller can run the updates in chunks: running
 ``run_updates(state, a)`` then ``run_updates(state, b)`` gives bitwise the same result as
 ``run_updates(state, a + b)`` (every random key lives in the ``RunnerState``; the update index too).
+Trace and compile them inside ``with rng_config():`` as ``train.train`` does, e.g.::
+
+    trainer = make_train(config)
+    with rng_config():
+        state = jax.jit(trainer.init)(seed_keys(config.seeds))
+        run = jax.jit(trainer.run_updates, static_argnums=2)
+        state, metrics_a = run(state, make_hparams(config), 10)  # metrics leaves [G, S, 10]
+        state, metrics_b = run(state, make_hparams(config), 10)
+
+Host callbacks (the progress bar) make an executable uncacheable by jax's persistent compilation
+cache, so only programs built with ``progress=None`` are reused across processes.
 """
 
 from __future__ import annotations
