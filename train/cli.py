@@ -30,6 +30,17 @@ extra options (handled before the config flags):
   --devices N            host CPU devices to shard the seeds over (default: one per core, or
                          JAX_NUM_CPU_DEVICES / XLA_FLAGS if you set them)
   --no-cache             do not use jax's persistent compilation cache
+
+run directory (see README "Run directories"):
+  --out DIR              parent of run directories (default: runs)
+  --name NAME            run directory name (default: <env_id>__<date-time>__<random>)
+  --resume RUN_DIR       continue RUN_DIR from its last checkpoint (config flags, if any, must match)
+  --overwrite            replace an existing run directory of the same name
+  --checkpoint-every N   updates between checkpoints (default: about a tenth of the run)
+  --no-tensorboard       do not write TensorBoard event files
+  --no-run-dir           write nothing; just train and print the table
+
+evaluate a run:  jaxgrid-train eval RUN_DIR [--episodes 64] [--no-gif]
 """
 
 
@@ -89,7 +100,35 @@ def _split_extras(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--devices", type=int, default=None)
     parser.add_argument("--no-cache", "--no_cache", action="store_true")
+    parser.add_argument("--out", default="runs")
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--resume", default=None)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--checkpoint-every", "--checkpoint_every", type=int, default=None)
+    parser.add_argument("--no-tensorboard", "--no_tensorboard", action="store_true")
+    parser.add_argument("--no-run-dir", "--no_run_dir", action="store_true")
     return parser.parse_known_args(argv)
+
+
+def eval_main(argv: list[str]) -> int:
+    """``jaxgrid-train eval RUN_DIR``: greedy and stochastic returns per seed, and a GIF."""
+    parser = argparse.ArgumentParser(prog="jaxgrid-train eval", description=eval_main.__doc__)
+    parser.add_argument("run_dir")
+    parser.add_argument("--episodes", type=int, default=64, help="fresh episodes per seed")
+    parser.add_argument("--no-gif", action="store_true", help="do not write the greedy-episode GIF")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    from train.checkpoint import CheckpointError
+    from train.evaluate import evaluate_run, format_eval
+
+    try:
+        out = evaluate_run(args.run_dir, episodes=args.episodes, gif=not args.no_gif)
+    except (FileNotFoundError, ValueError, CheckpointError) as err:
+        print(f"jaxgrid-train eval: error: {err}", file=sys.stderr)
+        return 2
+    print(format_eval(out))
+    return 0
 
 
 def _enable_compilation_cache() -> str:
@@ -140,6 +179,9 @@ class ProgressBar:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``jaxgrid-train``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"]:
+        configure_host_devices(1)
+        return eval_main(argv[1:])
     if "-h" in argv or "--help" in argv:
         print(_EXTRA_HELP)
     extras, rest = _split_extras(argv)
@@ -160,8 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             defaults["seeds"] = parse_seeds(extras.seeds)
         if extras.env_kwargs is not None:
             defaults["env_kwargs"] = parse_env_kwargs(extras.env_kwargs)
-        default_config = PPOConfig(**defaults)
-    except ValueError as err:
+        if extras.resume is not None:
+            from train.runs import load_run_config
+
+            # flags given with --resume are checked against the run's own config
+            default_config = load_run_config(extras.resume).replace(**defaults)
+        else:
+            default_config = PPOConfig(**defaults)
+    except (ValueError, FileNotFoundError) as err:
         print(f"jaxgrid-train: error: {err}", file=sys.stderr)
         return 2
     try:
@@ -177,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     if not extras.no_cache:
         _enable_compilation_cache()
     from train import report
+    from train.checkpoint import CheckpointError
+    from train.runs import ConfigMismatchError, RunInterrupted, train_in_run_dir
+    from train.tracking import RunDirExistsError
     from train.trainer import train
 
     platform = jax.devices()[0].platform
@@ -190,12 +241,38 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     bar = None if extras.quiet else ProgressBar(config.num_updates, runs)
+    run_dir = None
     try:
-        result = train(config, progress=bar, num_devices=n_dev)
+        if extras.no_run_dir:
+            result = train(config, progress=bar, num_devices=n_dev)
+        else:
+            result, run_dir = train_in_run_dir(
+                config,
+                out=extras.out,
+                name=extras.name,
+                resume=extras.resume,
+                overwrite=extras.overwrite,
+                checkpoint_every=extras.checkpoint_every,
+                progress=bar,
+                num_devices=n_dev,
+                tensorboard=not extras.no_tensorboard,
+            )
+    except RunInterrupted as stop:
+        if bar is not None:
+            bar.close()
+        print(f"jaxgrid-train: {stop}", file=sys.stderr)
+        return 130
+    except (RunDirExistsError, ConfigMismatchError, CheckpointError, ValueError) as err:
+        if bar is not None:
+            bar.close()
+        print(f"jaxgrid-train: error: {err}", file=sys.stderr)
+        return 2
     finally:
         if bar is not None:
             bar.close()
     print(report.format_table(report.summarize_result(result)))
+    if run_dir is not None:
+        print(f"run directory: {run_dir}  (curves.csv, results.json, learning_curve.png, tb/, checkpoints/)")
     print(
         f"compile {result.compile_seconds:.2f} s, run {result.run_seconds:.2f} s, "
         f"{result.env_steps_per_second:,.0f} env steps/s ({result.env_steps:,} env steps)"

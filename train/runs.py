@@ -217,11 +217,19 @@ def train_in_run_dir(
         from train.ppo import METRIC_NAMES
 
         saved_done = latest_update(ckpt_dir)
-        lead = np.asarray(state.update_step).shape
-        target = _checkpoint_tree(state, {k: np.zeros(lead + (saved_done,), np.float32) for k in METRIC_NAMES})
+        real = _real_seeds(state, config)
+        lead = np.asarray(real.update_step).shape
+        target = _checkpoint_tree(real, {k: np.zeros(lead + (saved_done,), np.float32) for k in METRIC_NAMES})
         done, tree = load_checkpoint(ckpt_dir, target)
+        # Checkpoints hold the real seeds only (so any device count can resume them); padding
+        # seeds restart from their initial state, which cannot change the real seeds' results.
         shardings = jax.tree.map(lambda x: x.sharding, state)
-        state = jax.tree.map(lambda x, s: jax.device_put(jnp.asarray(x), s), tree["runner"], shardings)
+        state = jax.tree.map(
+            lambda saved, fresh, s: jax.device_put(
+                jnp.concatenate([jnp.asarray(saved), fresh[:, saved.shape[1]:]], axis=1), s
+            ),
+            tree["runner"], state, shardings,
+        )
         metrics_host = tree["metrics"]
 
     interrupted = {"flag": False}
@@ -244,13 +252,13 @@ def train_in_run_dir(
             t0 = time.perf_counter()
             state, chunk_metrics = jax.block_until_ready(run(state, program.hparams))
             t_run += time.perf_counter() - t0
-            chunk_host = {k: np.asarray(v, np.float32) for k, v in chunk_metrics.items()}
+            chunk_host = {k: np.asarray(v, np.float32)[:, : config.num_seeds] for k, v in chunk_metrics.items()}
             metrics_host = chunk_host if metrics_host is None else {
                 k: np.concatenate([metrics_host[k], chunk_host[k]], axis=-1) for k in chunk_host
             }
             done += n
             if jax.process_index() == 0:
-                save_checkpoint(ckpt_dir, done, _checkpoint_tree(state, metrics_host))
+                save_checkpoint(ckpt_dir, done, _checkpoint_tree(_real_seeds(state, config), metrics_host))
             stop = interrupted["flag"] or (stop_after is not None and done >= stop_after and done < total)
             if stop:
                 _write_curves(run_dir, config, metrics_host)
@@ -269,6 +277,11 @@ def train_in_run_dir(
     return result, run_dir
 
 
+def _real_seeds(state: Any, config: PPOConfig) -> Any:
+    """The runner state without the padding seeds (leaves [G, S_padded, ...] -> [G, S, ...])."""
+    return jax.tree.map(lambda x: x[:, : config.num_seeds], state)
+
+
 def _in_main_thread() -> bool:
     import threading
 
@@ -283,7 +296,7 @@ def _to_result(config, state, metrics, eval_returns, program, run_seconds, n_dev
         x = np.asarray(x)[:, :n_real]
         return x.reshape(lead + x.shape[2:])
 
-    state = jax.tree.map(lambda x: x[:, :n_real], state)
+    state = _real_seeds(state, config)
     return TrainResult(
         config=config,
         metrics={k: host(v) for k, v in metrics.items()},

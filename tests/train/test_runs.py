@@ -119,3 +119,24 @@ def test_sigint_saves_checkpoint_and_resume_finishes(tmp_path):
     assert json.loads((tmp_path / "sig" / "metadata.json").read_text())["status"] == "finished"
     rows = list(csv.DictReader(open(tmp_path / "sig" / "curves.csv")))
     assert len(rows) == 2 * 400
+
+
+@pytest.mark.timeout(240)
+def test_eval_command_reports_greedy_and_stochastic_and_writes_gif(tmp_path, reference):
+    _, run_dir = train_in_run_dir(TINY, out=tmp_path, name="e", checkpoint_every=3, num_devices=1, tensorboard=False)
+    proc = subprocess.run([sys.executable, "-m", "train.cli", "eval", str(run_dir), "--episodes", "8"],
+                          capture_output=True, text=True, timeout=200, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr
+    assert "greedy" in proc.stdout and "stochastic" in proc.stdout
+    out = json.loads((run_dir / "eval.json").read_text())
+    config = out["configs"][0]
+    assert config["seeds"] == [0, 1, 2] and out["update"] == TINY.num_updates
+    # the 4x4 grid and its start are deterministic, so every greedy episode of a seed is the same
+    # episode the trainer's own greedy evaluation ran
+    np.testing.assert_allclose(config["greedy"], reference.eval_returns, rtol=1e-5)
+    assert all(-2.0 - 1e-4 <= v <= 0.8 + 1e-6 for v in config["stochastic"])
+    gif = Path(config["gif"])
+    assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
+    missing = subprocess.run([sys.executable, "-m", "train.cli", "eval", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "is not a run directory" in missing.stderr
