@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,7 @@ import jax
 import numpy as np
 
 from train import distributed
-from train.config import PPOConfig
+from train.config import SWEEPABLE, PPOConfig
 from train.ppo import ProgressFn, RunnerState, make_hparams, make_train, rng_config, seed_keys
 
 
@@ -67,7 +68,7 @@ def train(
         hparams = jax.device_put(hparams, distributed.replicated(mesh))
 
     t0 = time.perf_counter()
-    cache_key = (repr(config), progress, n_dev)
+    cache_key = (_program_key(config), progress, n_dev)
     compiled = _COMPILED.get(cache_key)
     if compiled is None:
         compiled = _compile(config, progress, n_dev, keys, hparams)
@@ -110,3 +111,17 @@ def _compile(config: PPOConfig, progress: ProgressFn | None, n_dev: int, keys, h
         fn = jax.jit(trainer.train)
     with rng_config():
         return fn.lower(keys, hparams).compile()
+
+
+def _program_key(config: PPOConfig) -> str:
+    """What fixes the compiled program: every field except the values of traced hyperparameters.
+
+    Sweepable hyperparameters enter the program as traced inputs, so configs that differ only in
+    their values (or in the values, not the shape, of a sweep) share one compiled executable.
+    """
+    fields = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if f.name not in SWEEPABLE and f.name != "sweep"
+    }
+    return repr((sorted(fields.items()), config.sweep_keys, config.grid_shape))

@@ -95,6 +95,11 @@ def test_sweep__grid_axes_lead_and_points_differ():
     assert not np.allclose(r.metrics["policy_loss"][0, 0, 0], r.metrics["policy_loss"][1, 0, 0])
     # a sweep point equals the same setting run alone
     alone = train(PPOConfig(seeds=(0, 1), learning_rate=1e-2, ent_coef=0.05, **TINY))
+    # ...and a config differing only in traced hyperparameter values reuses the compiled program
+    again = train(PPOConfig(seeds=(0, 1), learning_rate=5e-3, **TINY))
+    assert again.compile_seconds < 0.5 and not np.allclose(
+        again.metrics["value_loss"], alone.metrics["value_loss"]
+    )
     np.testing.assert_allclose(
         r.metrics["value_loss"][1, 1], alone.metrics["value_loss"], rtol=1e-4, atol=1e-6
     )
