@@ -365,6 +365,7 @@ def make_train(
     progress: ProgressFn | None = None,
     progress_every: int | None = None,
     ordered_progress: bool = True,
+    batched_update: Callable[[RunnerState, HParams], tuple[RunnerState, dict]] | None = None,
 ) -> Trainer:
     """Wires the pure pieces into batched functions over ``[G, S]``.
 
@@ -374,6 +375,9 @@ def make_train(
             inside the scan every ``progress_every`` updates and after the last one.
         progress_every: throttle for ``progress`` (default: about 100 calls per run).
         ordered_progress: use an ordered ``jax.debug.callback`` (single-device programs).
+        batched_update: one update of every seed and grid point, ``(runner [G, S], hparams [G])
+            -> (runner, metrics [G, S])``; default: ``update_step`` vmapped over ``[G, S]``
+            (``train.dataparallel`` passes a ``shard_map`` over the env axis).
 
     Returns:
         A ``Trainer``: ``init(keys [S]) -> RunnerState [G, S]``, ``run_updates(state, hparams,
@@ -390,9 +394,10 @@ def make_train(
         # Every grid point starts from the same per-seed state.
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_grid,) + x.shape), per_seed)
 
-    batched_update = jax.vmap(
-        jax.vmap(lambda r, h: update_step(r, h, setup), in_axes=(0, None)), in_axes=(0, 0)
-    )
+    if batched_update is None:
+        batched_update = jax.vmap(
+            jax.vmap(lambda r, h: update_step(r, h, setup), in_axes=(0, None)), in_axes=(0, 0)
+        )
 
     def run_updates(
         runner: RunnerState, hparams: HParams, num_updates: int

@@ -10,7 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from train import distributed
+from train import dataparallel, distributed
 from train.config import SWEEPABLE, PPOConfig
 from train.ppo import ProgressFn, RunnerState, make_hparams, make_train, rng_config, seed_keys
 
@@ -45,6 +45,7 @@ def train(
     config: PPOConfig,
     progress: ProgressFn | None = None,
     num_devices: int | None = None,
+    env_parallel: bool = False,
 ) -> TrainResult:
     """Trains every seed (and sweep point) of ``config`` in one jitted, vmapped program.
 
@@ -54,24 +55,34 @@ def train(
             called from inside the fused program (throttled).
         num_devices: shard the seed axis over this many devices (``None``: all). Seeds are padded
             up to a multiple of it; the padding is dropped from the result.
+        env_parallel: instead of the seeds, split every seed's envs over the devices (one agent,
+            data-parallel: ``train.dataparallel``); results equal one device's up to float
+            rounding. The device count must divide ``num_envs`` and the minibatch size.
 
     Returns:
         A ``TrainResult``.
     """
     n_dev = len(jax.devices()) if num_devices is None else num_devices
-    seeds = distributed.pad_seeds(config.seeds, n_dev) if n_dev > 1 else config.seeds
+    env_parallel = env_parallel and n_dev > 1
+    pad = n_dev > 1 and not env_parallel
+    seeds = distributed.pad_seeds(config.seeds, n_dev) if pad else config.seeds
     keys = seed_keys(seeds)
     hparams = make_hparams(config)
-    if n_dev > 1:
+    if env_parallel:
+        dataparallel.check_env_parallel(config, n_dev)
+        mesh = distributed.env_mesh(n_dev)
+        keys = jax.device_put(keys, distributed.replicated(mesh))
+        hparams = jax.device_put(hparams, distributed.replicated(mesh))
+    elif n_dev > 1:
         mesh = distributed.seed_mesh(n_dev)
         keys = jax.device_put(keys, distributed.seed_sharding(mesh, 0))
         hparams = jax.device_put(hparams, distributed.replicated(mesh))
 
     t0 = time.perf_counter()
-    cache_key = (_program_key(config), progress, n_dev)
+    cache_key = (_program_key(config), progress, n_dev, env_parallel)
     compiled = _COMPILED.get(cache_key)
     if compiled is None:
-        compiled = _compile(config, progress, n_dev, keys, hparams)
+        compiled = _compile(config, progress, n_dev, keys, hparams, env_parallel)
         _COMPILED[cache_key] = compiled
         while len(_COMPILED) > _CACHE_SIZE:
             _COMPILED.pop(next(iter(_COMPILED)))
@@ -100,14 +111,32 @@ def train(
     )
 
 
-def _compile(config: PPOConfig, progress: ProgressFn | None, n_dev: int, keys, hparams):
+def _compile(
+    config: PPOConfig,
+    progress: ProgressFn | None,
+    n_dev: int,
+    keys,
+    hparams,
+    env_parallel: bool = False,
+):
     """Traces, lowers and compiles the fused train program of ``config`` for ``n_dev`` devices."""
-    trainer = make_train(config, progress=progress, ordered_progress=n_dev == 1)
-    if n_dev > 1:
+    # NOTE: with several processes (jax.distributed) every process must be able to read the
+    # whole result, so outputs are gathered (replicated); one process keeps them sharded.
+    many_hosts = jax.process_count() > 1
+    if env_parallel:
+        mesh = distributed.env_mesh(n_dev)
+        trainer = dataparallel.make_env_parallel_train(config, mesh, progress=progress)
+        out = distributed.replicated(mesh) if many_hosts else None
+        fn = jax.jit(trainer.train, out_shardings=out)
+    elif n_dev > 1:
+        trainer = make_train(config, progress=progress, ordered_progress=False)
         mesh = distributed.seed_mesh(n_dev)
         sharded = distributed.seed_sharding(mesh, 1)  # outputs lead with [G, S]
+        if many_hosts:
+            sharded = distributed.replicated(mesh)
         fn = jax.jit(trainer.train, out_shardings=(sharded, sharded, sharded))
     else:
+        trainer = make_train(config, progress=progress, ordered_progress=True)
         fn = jax.jit(trainer.train)
     with rng_config():
         return fn.lower(keys, hparams).compile()

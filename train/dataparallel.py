@@ -1,0 +1,236 @@
+"""One agent's envs split over devices (data-parallel PPO): ``jax.shard_map`` + ``lax.pmean``.
+
+Per update and seed, with ``D`` devices on the ``"envs"`` mesh axis and ``N`` envs:
+
+1. every device draws the whole update's randomness from the (replicated) runner key, exactly as
+   ``ppo.update_step`` does, and keeps the env keys and action uniforms of its ``N / D`` envs;
+2. it steps its own envs (their states never leave the device) and computes their GAE;
+3. the packed ``[T, N/D, C]`` rollouts are ``all_gather``-ed into the global ``[T·N, C]`` batch
+   (small: a few floats per transition), in the one-device order;
+4. the same epoch shuffles as on one device cut the same global minibatches; each device computes
+   the gradient of its ``1/D`` slice of every minibatch and the gradients are ``lax.pmean``-ed, so
+   every device applies the same Adam step to its replica of the parameters.
+
+Advantages are normalised over the whole minibatch before it is split, so the result equals the
+one-device run with the same global batch up to float rounding (sums taken in another order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.flatten_util import ravel_pytree
+from jax.sharding import PartitionSpec as P
+
+from train import networks
+from train.config import PPOConfig
+from train.gae import compute_gae
+from train.losses import LossInfo, explained_variance, normalize_advantages
+from train.ppo import (
+    HParams,
+    ProgressFn,
+    RunnerState,
+    Trainer,
+    TrainSetup,
+    learning_rate_at,
+    make_setup,
+    make_train,
+    minibatch_loss,
+    pack_batch,
+    permutations_from_bits,
+)
+from train.rollout import EnvCarry, collect_rollout
+
+
+def check_env_parallel(config: PPOConfig, num_devices: int) -> None:
+    """Raises ``ValueError`` unless ``num_devices`` divides the envs and the minibatch."""
+    if config.num_envs % num_devices:
+        raise ValueError(
+            f"env-parallel training splits num_envs={config.num_envs} over {num_devices} devices: "
+            "num_envs must be a multiple of the device count"
+        )
+    if config.minibatch_size % num_devices:
+        raise ValueError(
+            f"env-parallel training splits each minibatch of {config.minibatch_size} transitions "
+            f"over {num_devices} devices: the minibatch size must be a multiple of the device count"
+        )
+
+
+def update_step_env_parallel(
+    runner: RunnerState, hp: HParams, setup: TrainSetup, axis_name: str, num_shards: int
+) -> tuple[RunnerState, dict[str, jax.Array]]:
+    """``ppo.update_step`` of one seed whose envs are split over ``axis_name`` (inside shard_map).
+
+    ``runner.env`` leaves hold this device's ``[N / num_shards, ...]`` envs; every other leaf is
+    replicated. Returns the same metrics as ``update_step`` (replicated).
+    """
+    config, spec = setup.config, setup.spec
+    T, N, A = config.num_steps, config.num_envs, spec.action_dim
+    B, E = T * N, config.update_epochs
+    n_local = N // num_shards
+    shard = lax.axis_index(axis_name)
+
+    # The same two random sites as update_step, drawn whole; this device keeps its envs' share.
+    keys = jax.random.split(runner.key, 2 + B)
+    key, key_bits = keys[0], keys[1]
+    env_keys = keys[2:].reshape((T, N) + keys.shape[1:])
+    bits = jax.random.bits(key_bits, (B * A + E * B,), jnp.uint32)
+    action_uniforms = networks.uniform_from_bits(bits[: B * A]).reshape(T, N, A)
+    perms = permutations_from_bits(bits[B * A :].reshape(E, B))
+    local = lambda x: lax.dynamic_slice_in_dim(x, shard * n_local, n_local, axis=1)  # noqa: E731
+    env_carry, traj, stats = collect_rollout(
+        local(env_keys), local(action_uniforms), runner.params, setup.apply, spec, runner.env
+    )
+
+    flat = lambda x: x.reshape((T * n_local,) + x.shape[2:])  # noqa: E731
+    next_values = setup.value(runner.params, flat(traj.next_obs)).reshape(T, n_local)
+    advantages, targets = compute_gae(
+        traj.reward, traj.value, next_values, traj.terminated, traj.done, hp.gamma, hp.gae_lambda
+    )
+    packed_local, unpack = pack_batch(
+        {
+            "obs": flat(traj.obs),
+            "action": flat(traj.action),
+            "log_prob": flat(traj.log_prob),
+            "value": flat(traj.value),
+            "advantage": flat(advantages),
+            "target": flat(targets),
+        }
+    )
+    # [T, N/D, C] from every device -> [T, N, C] (env n = device * N/D + local env) -> [T·N, C]:
+    # the one-device batch, row t·N + n.
+    width = packed_local.shape[-1]
+    packed = lax.all_gather(
+        packed_local.reshape(T, n_local, width), axis_name, axis=1, tiled=True
+    ).reshape(B, width)
+    full = unpack(packed)
+
+    lr = learning_rate_at(runner.update_step, hp, config)
+    tx = setup.optimizer(hp.max_grad_norm)
+    # The loss sees advantages already normalised over the whole minibatch (below).
+    loss_setup = dataclasses.replace(setup, config=config.replace(normalize_advantage=False))
+    grad_fn = jax.grad(minibatch_loss, has_aux=True)
+    num_mb, mb_size = config.num_minibatches, config.minibatch_size
+    mb_local = mb_size // num_shards
+
+    def sgd_step(carry, xs):
+        params, opt_state = carry
+        minibatch, adv = xs
+        batch = dict(unpack(minibatch), advantage=adv)
+        grads, info = grad_fn(params, batch, hp, loss_setup)
+        # NOTE: shard_map(check_vma=False): grad does not psum by itself; the mean of the
+        # devices' equal-sized slice means is the minibatch mean.
+        grads, info = lax.pmean((grads, info), axis_name)
+        flat_params, unravel = ravel_pytree(params)
+        updates, opt_state = tx.update(ravel_pytree(grads)[0], opt_state)
+        params = unravel(flat_params - lr * updates)
+        return (params, opt_state), jnp.stack(jax.tree.leaves(info))
+
+    def epoch(carry, perm):
+        # This device's slice of every global minibatch: [num_mb, D, mb/D] -> [num_mb, mb/D].
+        index = perm.reshape(num_mb, num_shards, mb_local)
+        adv = full["advantage"][perm].reshape(num_mb, mb_size)
+        if config.normalize_advantage:
+            adv = jax.vmap(normalize_advantages)(adv)
+        adv = adv.reshape(num_mb, num_shards, mb_local)
+        mine = lambda x: lax.dynamic_index_in_dim(x, shard, axis=1, keepdims=False)  # noqa: E731
+        return lax.scan(sgd_step, carry, (packed[mine(index)], mine(adv)))
+
+    (params, opt_state), infos = lax.scan(epoch, (runner.params, runner.opt_state), perms)
+    infos = LossInfo(*infos.mean((0, 1)))
+
+    stats = jax.tree.map(lambda x: lax.psum(x, axis_name), stats)
+    count = stats.count
+    metrics = {
+        "episode_return": jnp.where(count > 0, stats.return_sum / jnp.maximum(count, 1), jnp.nan),
+        "episode_length": jnp.where(count > 0, stats.length_sum / jnp.maximum(count, 1), jnp.nan),
+        "episodes_completed": count,
+        "policy_loss": infos.policy_loss,
+        "value_loss": infos.value_loss,
+        "entropy": infos.entropy,
+        "approx_kl": infos.approx_kl,
+        "clip_fraction": infos.clip_fraction,
+        "explained_variance": explained_variance(
+            full["value"].reshape(T, N), full["target"].reshape(T, N)
+        ),
+        "learning_rate": lr,
+    }
+    new_runner = RunnerState(
+        params=params,
+        opt_state=opt_state,
+        env=env_carry,
+        key=key,
+        update_step=runner.update_step + 1,
+    )
+    return new_runner, metrics
+
+
+def runner_specs(axis_name: str) -> RunnerState:
+    """``shard_map`` specs of a ``[G, S]`` runner state: env leaves split on their env axis."""
+    return RunnerState(
+        params=P(), opt_state=P(), env=P(None, None, axis_name), key=P(), update_step=P()
+    )
+
+
+def runner_shardings(mesh: jax.sharding.Mesh, state: RunnerState) -> Any:
+    """``NamedSharding``s for every leaf of a ``[G, S]`` runner state (env leaves split)."""
+    axis = mesh.axis_names[0]
+
+    def to_sharding(spec: P, subtree: Any) -> Any:
+        return jax.tree.map(lambda _: jax.sharding.NamedSharding(mesh, spec), subtree)
+
+    specs = runner_specs(axis)
+    return RunnerState(
+        params=to_sharding(specs.params, state.params),
+        opt_state=to_sharding(specs.opt_state, state.opt_state),
+        env=to_sharding(specs.env, state.env),
+        key=to_sharding(specs.key, state.key),
+        update_step=to_sharding(specs.update_step, state.update_step),
+    )
+
+
+def make_env_parallel_train(
+    config: PPOConfig,
+    mesh: jax.sharding.Mesh,
+    progress: ProgressFn | None = None,
+    progress_every: int | None = None,
+) -> Trainer:
+    """``make_train`` whose update splits every seed's envs over the 1-D ``mesh``.
+
+    The returned ``Trainer`` has the usual ``[G, S]`` interface; jit its functions as usual.
+    """
+    (axis,) = mesh.axis_names
+    num_shards = mesh.shape[axis]
+    check_env_parallel(config, num_shards)
+    setup = make_setup(config)
+    per_seed = lambda r, h: update_step_env_parallel(r, h, setup, axis, num_shards)  # noqa: E731
+    batched = jax.vmap(jax.vmap(per_seed, in_axes=(0, None)), in_axes=(0, 0))
+    specs = runner_specs(axis)
+    sharded = jax.shard_map(
+        batched,
+        mesh=mesh,
+        in_specs=(specs, P()),
+        out_specs=(specs, P()),
+        check_vma=False,
+    )
+    return make_train(
+        config,
+        progress=progress,
+        progress_every=progress_every,
+        ordered_progress=False,
+        batched_update=sharded,
+    )
+
+
+__all__ = [
+    "EnvCarry",
+    "check_env_parallel",
+    "make_env_parallel_train",
+    "runner_shardings",
+    "runner_specs",
+    "update_step_env_parallel",
+]
