@@ -15,6 +15,7 @@ last step is terminated, not truncated, exactly as in the JAX env.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import gymnasium
@@ -62,6 +63,55 @@ def _check_action(action: Any, num_actions: int, names: tuple[str, ...], env_id:
     return int(action)
 
 
+# Envs are cached per (id, make kwargs) so that every adapter instance of one env shares one env
+# object and hence, through the module-level jitted functions below (env is a static argument),
+# one compiled reset/step: SB3's 16 copies of an env compile once, not 16 times.
+_ENV_CACHE: dict[tuple, tuple[Any, Any]] = {}
+
+
+def _make_shared(env_id: str, make_kwargs: dict[str, Any]):
+    try:
+        cache_key = (env_id, tuple(sorted(make_kwargs.items())))
+        hash(cache_key)
+    except TypeError:  # unhashable kwargs (e.g. a Layout or array): no sharing
+        return registry.make(env_id, **make_kwargs)
+    if cache_key not in _ENV_CACHE:
+        _ENV_CACHE[cache_key] = registry.make(env_id, **make_kwargs)
+    return _ENV_CACHE[cache_key]
+
+
+@partial(jax.jit, static_argnums=0)
+def _single_step(env, key, state, action, params):
+    # Key splitting and the truncation flag live inside the one jitted call: a host-side
+    # split or an extra dispatch per step would double the adapter's overhead.
+    key, key_step = jax.random.split(key)
+    obs, state, reward, terminated, _ = env.step_env(key_step, state, action, params)
+    truncated = (state.time >= params.max_steps_in_episode) & ~terminated
+    return key, state, (obs, reward, terminated, truncated)
+
+
+@partial(jax.jit, static_argnums=0)
+def _single_reset(env, key, params):
+    key, key_reset = jax.random.split(key)
+    obs, state = env.reset_env(key_reset, params)
+    return key, state, obs
+
+
+@partial(jax.jit, static_argnums=(0, 3))
+def _vector_reset(env, key, params, num_envs: int):
+    key, key_reset = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_envs), params)
+    return key, obs, state
+
+
+@partial(jax.jit, static_argnums=0)
+def _vector_step(env, key, state, actions, params):
+    key, key_step = jax.random.split(key)
+    keys = jax.random.split(key_step, actions.shape[0])
+    out = jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, actions, params)
+    return key, out
+
+
 class JaxGridEnv(gymnasium.Env):
     """One jaxgrid env behind the Gymnasium ``Env`` API.
 
@@ -77,27 +127,13 @@ class JaxGridEnv(gymnasium.Env):
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: {RENDER_MODES} or None")
         self.env_id = env_id
-        self.env, self.params = registry.make(env_id, **make_kwargs)
+        self.env, self.params = _make_shared(env_id, make_kwargs)
         self.render_mode = render_mode
         self.observation_space = to_gymnasium_space(self.env.observation_space(self.params))
         self.action_space = gymnasium.spaces.Discrete(self.env.num_actions)
         env = self.env
-
-        def step(key, state, action, params):
-            # Key splitting and the truncation flag live inside the one jitted call: a host-side
-            # split or an extra dispatch per step would double the adapter's overhead.
-            key, key_step = jax.random.split(key)
-            obs, state, reward, terminated, _ = env.step_env(key_step, state, action, params)
-            truncated = (state.time >= params.max_steps_in_episode) & ~terminated
-            return key, state, (obs, reward, terminated, truncated)
-
-        def reset(key, params):
-            key, key_reset = jax.random.split(key)
-            obs, state = env.reset_env(key_reset, params)
-            return key, state, obs
-
-        self._step = jax.jit(step)
-        self._reset = jax.jit(reset)
+        self._step = partial(_single_step, env)
+        self._reset = partial(_single_reset, env)
         self._render = jax.jit(lambda state, params: env.render(state, params))
         self._key: jax.Array | None = None
         self._state = None
@@ -148,7 +184,7 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: {RENDER_MODES} or None")
         make_kwargs.pop("max_episode_steps", None)  # time limits live in the env params
         self.env_id = env_id
-        self.env, self.params = registry.make(env_id, **make_kwargs)
+        self.env, self.params = _make_shared(env_id, make_kwargs)
         self.num_envs = int(num_envs)
         self.render_mode = render_mode
         self.single_observation_space = to_gymnasium_space(self.env.observation_space(self.params))
@@ -156,8 +192,6 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         env = self.env
-        self._reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
-        self._step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
         self._render = jax.jit(jax.vmap(lambda state, params: env.render(state, params), in_axes=(0, None)))
         self._key: jax.Array | None = None
         self._state = None
@@ -168,9 +202,8 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
                 raise ValueError(f"got {len(seed)} seeds for {self.num_envs} envs")
             seed = int(np.random.SeedSequence([0 if s is None else int(s) for s in seed]).generate_state(1)[0])
         super().reset(seed=seed)
-        self._key = jax.random.PRNGKey(int(self.np_random.integers(2**31 - 1)))
-        self._key, key_reset = jax.random.split(self._key)
-        obs, self._state = self._reset(jax.random.split(key_reset, self.num_envs), self.params)
+        key = jax.random.PRNGKey(int(self.np_random.integers(2**31 - 1)))
+        self._key, obs, self._state = _vector_reset(self.env, key, self.params, self.num_envs)
         return np.asarray(obs), {}
 
     def step(self, actions):
@@ -185,11 +218,9 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
                 f"invalid actions {actions!r} for {self.num_envs} envs of {gymnasium_id(self.env_id)}: "
                 f"expected {self.num_envs} ints in [0, {self.env.num_actions}) ({names})"
             )
-        self._key, key_step = jax.random.split(self._key)
-        obs, self._state, reward, terminated, truncated, info = self._step(
-            jax.random.split(key_step, self.num_envs), self._state, jnp.asarray(actions, jnp.int32), self.params
-        )
-        terminated, truncated = np.asarray(terminated), np.asarray(truncated)
+        self._key, out = _vector_step(self.env, self._key, self._state, actions.astype(np.int32), self.params)
+        obs, self._state, reward, terminated, truncated, info = out
+        obs, reward, terminated, truncated = jax.device_get((obs, reward, terminated, truncated))
         done = terminated | truncated
         infos: dict[str, Any] = {}
         if done.any():
@@ -198,7 +229,7 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
             for i in np.flatnonzero(done):
                 final_obs[i] = final[i]
             infos = {"final_obs": final_obs, "_final_obs": done}
-        return np.asarray(obs), np.asarray(reward), terminated, truncated, infos
+        return obs, reward, terminated, truncated, infos
 
     def render(self):
         if self._state is None or self.render_mode is None:
