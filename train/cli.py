@@ -30,6 +30,16 @@ extra options (handled before the config flags):
   --devices N            host CPU devices to shard the seeds over (default: one per core, or
                          JAX_NUM_CPU_DEVICES / XLA_FLAGS if you set them)
   --no-cache             do not use jax's persistent compilation cache
+  --env-parallel         split each seed's envs over the devices (one agent, data-parallel,
+                         gradients averaged with pmean) instead of sharding the seeds
+
+many hosts (see README "Scaling out"; every process runs the same command):
+  --coordinator HOST:PORT   address of process 0 (jax.distributed.initialize)
+  --num-processes N         processes in the job
+  --process-id I            this process, 0..N-1 (only process 0 writes the run directory)
+  --distributed auto        let jax detect the cluster instead (Slurm, Kubernetes, MPI)
+  --distributed-timeout S   fail if the processes have not all joined after S seconds (30)
+  (or JAXGRID_COORDINATOR / JAXGRID_NUM_PROCESSES / JAXGRID_PROCESS_ID / JAXGRID_DISTRIBUTED=auto)
 
 run directory (see README "Run directories"):
   --out DIR              parent of run directories (default: runs)
@@ -107,7 +117,36 @@ def _split_extras(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--checkpoint-every", "--checkpoint_every", type=int, default=None)
     parser.add_argument("--no-tensorboard", "--no_tensorboard", action="store_true")
     parser.add_argument("--no-run-dir", "--no_run_dir", action="store_true")
+    parser.add_argument("--env-parallel", "--env_parallel", action="store_true")
+    parser.add_argument("--coordinator", default=None)
+    parser.add_argument("--num-processes", "--num_processes", type=int, default=None)
+    parser.add_argument("--process-id", "--process_id", type=int, default=None)
+    parser.add_argument("--distributed", choices=["auto"], default=None)
+    parser.add_argument("--distributed-timeout", "--distributed_timeout", type=int, default=30)
     return parser.parse_known_args(argv)
+
+
+def initialize_distributed(extras: argparse.Namespace) -> bool:
+    """Joins a multi-process jax job if the flags (or JAXGRID_* env vars) ask for one.
+
+    Must run before any other jax call. Returns whether this is a multi-process run.
+    """
+    from train import distributed
+
+    timeout = extras.distributed_timeout
+    if extras.coordinator is not None or extras.num_processes is not None or extras.process_id is not None:
+        # NOTE: a job that does not form in time aborts the process from C++ (DEADLINE_EXCEEDED),
+        # so say first what is being attempted.
+        print(f"jaxgrid-train: joining {extras.num_processes} processes at {extras.coordinator} as "
+              f"process {extras.process_id} (timeout {timeout} s)", file=sys.stderr, flush=True)
+        distributed.initialize(
+            extras.coordinator, extras.num_processes, extras.process_id, timeout_seconds=timeout
+        )
+        return True
+    if extras.distributed == "auto":
+        distributed.initialize(timeout_seconds=timeout)
+        return True
+    return distributed.initialize_from_env(timeout_seconds=timeout)
 
 
 def eval_main(argv: list[str]) -> int:
@@ -191,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     if set_here and count > 1:
         print(f"jaxgrid-train: using {count} host CPU devices (one per core; set "
               "JAX_NUM_CPU_DEVICES to change)", file=sys.stderr)
+    try:
+        many_hosts = initialize_distributed(extras)
+    except (ValueError, RuntimeError) as err:  # bad flags, or the job did not form in time
+        print(f"jaxgrid-train: error: jax.distributed.initialize failed: {err}", file=sys.stderr)
+        return 2
 
     import tyro
 
@@ -233,18 +277,25 @@ def main(argv: list[str] | None = None) -> int:
     platform = jax.devices()[0].platform
     n_dev = len(jax.devices()) if extras.devices is None else extras.devices
     n_dev = max(1, min(n_dev, len(jax.devices())))
+    if many_hosts:  # the mesh must span every process's devices
+        n_dev = len(jax.devices())
     runs = config.num_seeds * config.num_grid_points
     print(
         f"jaxgrid-train: {config.env_id}, {config.num_seeds} seed(s) x {config.num_grid_points} "
         f"config(s), {config.num_updates} updates of {config.batch_size} env steps, "
-        f"{n_dev} {platform} device(s)",
+        f"{n_dev} {platform} device(s)"
+        + (f" in {jax.process_count()} processes (this is process {jax.process_index()})"
+           if many_hosts else "")
+        + (", envs split over devices" if extras.env_parallel else ""),
         file=sys.stderr,
     )
-    bar = None if extras.quiet else ProgressBar(config.num_updates, runs)
+    # NOTE: every process must compile the same program, so with many hosts none has the bar's
+    # host callback.
+    bar = None if extras.quiet or many_hosts else ProgressBar(config.num_updates, runs)
     run_dir = None
     try:
         if extras.no_run_dir:
-            result = train(config, progress=bar, num_devices=n_dev)
+            result = train(config, progress=bar, num_devices=n_dev, env_parallel=extras.env_parallel)
         else:
             result, run_dir = train_in_run_dir(
                 config,
@@ -256,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=bar,
                 num_devices=n_dev,
                 tensorboard=not extras.no_tensorboard,
+                env_parallel=extras.env_parallel,
             )
     except RunInterrupted as stop:
         if bar is not None:

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train import distributed, report, tracking
+from train import dataparallel, distributed, report, tracking
 from train.checkpoint import CheckpointError, atomic_write_json, latest_update, load_checkpoint, save_checkpoint
 from train.config import PPOConfig
 from train.ppo import ProgressFn, make_hparams, make_train, rng_config, seed_keys
@@ -107,27 +107,50 @@ class _Program:
         return self.run_chunk[n]
 
 
-def _build_program(config: PPOConfig, progress: ProgressFn | None, num_devices: int) -> _Program:
-    seeds = distributed.pad_seeds(config.seeds, num_devices) if num_devices > 1 else config.seeds
+def _build_program(
+    config: PPOConfig, progress: ProgressFn | None, num_devices: int, env_parallel: bool = False
+) -> _Program:
+    env_parallel = env_parallel and num_devices > 1
+    pad = num_devices > 1 and not env_parallel
+    seeds = distributed.pad_seeds(config.seeds, num_devices) if pad else config.seeds
     keys = seed_keys(seeds)
     hparams = make_hparams(config)
-    trainer = make_train(config, progress=progress, ordered_progress=num_devices == 1)
-    if num_devices > 1:
-        mesh = distributed.seed_mesh(num_devices)
-        keys = jax.device_put(keys, distributed.seed_sharding(mesh, 0))
-        hparams = jax.device_put(hparams, distributed.replicated(mesh))
-        out = distributed.seed_sharding(mesh, 1)
-        jit_kw: dict[str, Any] = {"out_shardings": out}
+    if env_parallel:
+        mesh = distributed.env_mesh(num_devices)
+        trainer = dataparallel.make_env_parallel_train(config, mesh, progress=progress)
     else:
-        jit_kw = {}
+        trainer = make_train(config, progress=progress, ordered_progress=num_devices == 1)
+    state_out: Any = None  # output shardings of the runner state, and of metrics/returns
+    out: Any = None
+    if num_devices > 1:
+        if not env_parallel:
+            mesh = distributed.seed_mesh(num_devices)
+        keys_sharding = distributed.replicated(mesh) if env_parallel else distributed.seed_sharding(mesh, 0)
+        keys = jax.device_put(keys, keys_sharding)
+        hparams = jax.device_put(hparams, distributed.replicated(mesh))
+        if jax.process_count() > 1:
+            # NOTE: with several processes every one reads whole chunks back (and process 0
+            # checkpoints the whole state), so everything leaving a program is replicated.
+            state_out = out = distributed.replicated(mesh)
+        elif env_parallel:
+            # Env leaves stay split where the shard_map keeps them; the rest is replicated.
+            state_out = dataparallel.runner_shardings(mesh, jax.eval_shape(trainer.init, keys))
+            out = distributed.replicated(mesh)
+        else:
+            state_out = out = distributed.seed_sharding(mesh, 1)
     t0 = time.perf_counter()
     with rng_config():
-        init = jax.jit(trainer.init, **jit_kw).lower(keys).compile()
-        state_shape = jax.eval_shape(trainer.init, keys)
-        evaluate = jax.jit(trainer.evaluate, **jit_kw).lower(state_shape).compile()
+        init = jax.jit(trainer.init, out_shardings=state_out).lower(keys).compile()
+        # Chunks are compiled for the shardings init (and every chunk) leaves the state in.
+        state_shape = jax.tree.map(
+            lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+            jax.eval_shape(trainer.init, keys),
+            init.output_shardings,
+        )
+        evaluate = jax.jit(trainer.evaluate, out_shardings=out).lower(state_shape).compile()
 
     def make_run_updates(n: int):
-        fn = jax.jit(lambda s, h: trainer.run_updates(s, h, n), **({"out_shardings": (out, out)} if jit_kw else {}))
+        fn = jax.jit(lambda s, h: trainer.run_updates(s, h, n), out_shardings=(state_out, out))
         return fn.lower(state_shape, hparams).compile()
 
     program = _Program(config, num_devices, keys, hparams, init, {}, evaluate, make_run_updates)
@@ -150,6 +173,7 @@ def train_in_run_dir(
     num_devices: int | None = None,
     tensorboard: bool = True,
     stop_after: int | None = None,
+    env_parallel: bool = False,
 ) -> tuple[TrainResult, Path]:
     """Trains ``config`` into a run directory (or resumes ``resume``) and writes every artefact.
 
@@ -164,6 +188,11 @@ def train_in_run_dir(
         num_devices: devices to shard the seeds over (default all).
         tensorboard: also write TensorBoard event files (if tensorboardX is installed).
         stop_after: stop (as if interrupted) after this many updates; for tests and time budgets.
+        env_parallel: split each seed's envs over the devices (``train.dataparallel``).
+
+    With several processes (``jax.distributed``) every process runs this with the same arguments
+    and gets the same result; only process 0 writes (a resume needs the run directory on a
+    filesystem every process sees).
 
     Raises:
         RunDirExistsError, ConfigMismatchError, CheckpointError, RunInterrupted.
@@ -183,8 +212,12 @@ def train_in_run_dir(
     else:
         if config is None:
             raise ValueError("train_in_run_dir needs a config (or resume=RUN_DIR)")
-        run_dir = tracking.create_run_dir(out, name or tracking.new_run_name(config.env_id), overwrite=overwrite)
-        atomic_write_json(run_dir / CONFIG_FILE, config_to_dict(config))
+        name = name or tracking.new_run_name(config.env_id)
+        if jax.process_index() == 0:
+            run_dir = tracking.create_run_dir(out, name, overwrite=overwrite)
+            atomic_write_json(run_dir / CONFIG_FILE, config_to_dict(config))
+        else:
+            run_dir = Path(out) / name
         meta = {}
     n_dev = len(jax.devices()) if num_devices is None else max(1, min(num_devices, len(jax.devices())))
     total = config.num_updates
@@ -205,9 +238,10 @@ def train_in_run_dir(
     if resume is not None:
         meta["resumes"].append(started)
     meta["status"] = "running"
-    atomic_write_json(run_dir / "metadata.json", meta)
+    if jax.process_index() == 0:
+        atomic_write_json(run_dir / "metadata.json", meta)
 
-    program = _build_program(config, progress, n_dev)
+    program = _build_program(config, progress, n_dev, env_parallel)
     t_run = 0.0
     state = program.init(program.keys)
     ckpt_dir = run_dir / CHECKPOINT_DIR
@@ -263,7 +297,8 @@ def train_in_run_dir(
             if stop:
                 _write_curves(run_dir, config, metrics_host)
                 meta.update(status="interrupted", updates_done=done, interrupted=tracking.now_iso())
-                atomic_write_json(run_dir / "metadata.json", meta)
+                if jax.process_index() == 0:
+                    atomic_write_json(run_dir / "metadata.json", meta)
                 raise RunInterrupted(run_dir, done)
     finally:
         if in_main:
