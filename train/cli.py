@@ -279,6 +279,14 @@ def main(argv: list[str] | None = None) -> int:
     n_dev = max(1, min(n_dev, len(jax.devices())))
     if many_hosts:  # the mesh must span every process's devices
         n_dev = len(jax.devices())
+    if extras.env_parallel and n_dev > 1:
+        from train.dataparallel import check_env_parallel
+
+        try:  # before a run directory is created
+            check_env_parallel(config, n_dev)
+        except ValueError as err:
+            print(f"jaxgrid-train: error: {err}", file=sys.stderr)
+            return 2
     runs = config.num_seeds * config.num_grid_points
     print(
         f"jaxgrid-train: {config.env_id}, {config.num_seeds} seed(s) x {config.num_grid_points} "

@@ -70,3 +70,22 @@ print("REFUSED_OK")
 def test_four_host_devices__seeds_exact_and_envs_within_tolerance():
     out = run_python(_SCRIPT, env={"JAX_NUM_CPU_DEVICES": "4", "XLA_FLAGS": ""}, timeout=180)
     assert "SEEDS_OK" in out and "ENVS_OK" in out and "REFUSED_OK" in out, out
+
+
+@pytest.mark.timeout(60)
+def test_cli_env_parallel__indivisible_envs_refused_before_the_run_dir(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, JAX_NUM_CPU_DEVICES="2", PYTHONPATH=repo)
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "train.cli", "--env-parallel", "--num-envs", "3",
+         "--num-minibatches", "1", "--out", str(tmp_path / "runs"), "--quiet", "--no-cache"],
+        env=env, cwd=repo, capture_output=True, text=True, timeout=50,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "num_envs=3 over 2 devices" in proc.stderr, proc.stderr
+    assert not (tmp_path / "runs").exists()

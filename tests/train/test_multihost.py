@@ -139,3 +139,15 @@ def test_cli_rejects_partial_distributed_flags():
     [(code, out)] = _run_all([cmd], timeout=50, cwd=REPO)
     assert code == 2, out
     assert "num_processes" in out and "process_id" in out, out
+
+
+def test_initialize__partial_arguments_rejected_before_jax_starts():
+    from train import distributed
+
+    with pytest.raises(ValueError, match="num_processes"):
+        distributed.initialize("localhost:1234", None, 0)
+    with pytest.raises(ValueError, match="process_id=2 is invalid: num_processes=2"):
+        distributed.initialize("localhost:1234", 2, 2)
+    with pytest.raises(ValueError, match="JAXGRID_PROCESS_ID"):
+        distributed.initialize_from_env({"JAXGRID_COORDINATOR": "h:1", "JAXGRID_NUM_PROCESSES": "2"})
+    assert distributed.initialize_from_env({}) is False  # nothing asked: single process
