@@ -7,7 +7,9 @@
 
 Every ``PPOConfig`` field is a flag (parsed by tyro). Extra flags handled here: ``--seeds`` accepts
 ranges (``0-15``, ``0-3,8``), ``--env-kwargs KEY=VALUE ...``, ``--quiet`` (no progress bar),
-``--devices N`` (host devices to shard seeds over; default one per core) and ``--no-cache``.
+``--devices N`` (host devices to shard seeds over; default one per core), ``--no-cache``,
+``--env-parallel`` (split each seed's envs over the devices instead) and, for many hosts,
+``--coordinator HOST:PORT --num-processes N --process-id I`` or ``--distributed auto``.
 
 NOTE: this module must not import jax at import time: the CPU device count is fixed when jax
 initialises, so ``main`` sets it first.
