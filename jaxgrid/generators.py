@@ -50,11 +50,46 @@ def room_cells(height: int, width: int) -> np.ndarray:
     return (rows * width + cols).reshape(-1).astype(np.int32)
 
 
-def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, jax.Array]:
-    """A uniformly shuffled randomized-Kruskal perfect maze with a random start and goal.
+def small_int_dtype(count: int) -> jnp.dtype:
+    """The narrowest signed int dtype that holds ``0 .. count - 1`` (int8, int16 or int32)."""
+    for dtype in (jnp.int8, jnp.int16):
+        if count - 1 <= jnp.iinfo(dtype).max:
+            return jnp.dtype(dtype)
+    return jnp.dtype(jnp.int32)
 
-    Every room connects to every other by exactly one path (a spanning tree of the rooms), so the
-    goal is always reachable. Start and goal are two distinct rooms drawn uniformly.
+
+def mix_bits(x: jax.Array) -> jax.Array:
+    """MurmurHash3's 32-bit finaliser: a cheap elementwise bijection of uint32 with full avalanche."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = x * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def hash_draw(seed: jax.Array, counter: jax.Array) -> jax.Array:
+    """() uint32 pseudo-random word number ``counter`` of the stream that ``seed`` ([2] uint32) names.
+
+    A counter-based hash, not a ``jax.random`` call: one draw is a dozen integer ops, where a
+    threefry draw under ``vmap`` costs a loop of its own (the maze loop makes one draw per edge).
+    """
+    counter = jnp.asarray(counter).astype(jnp.uint32)
+    return mix_bits(mix_bits(counter * jnp.uint32(0x9E3779B9) + seed[0]) ^ seed[1])
+
+
+def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, jax.Array]:
+    """A randomized-Kruskal perfect maze with a random start and goal.
+
+    Randomized Kruskal: take the candidate passages in a uniformly random order and open each one
+    that joins two rooms not yet connected. Every room then connects to every other by exactly
+    one path (a spanning tree of the rooms), so the goal is always reachable. Start and goal are
+    two distinct rooms drawn uniformly.
+
+    The random order is drawn inside the Kruskal loop by Fisher-Yates (step ``i`` swaps a uniform
+    pick from the not-yet-taken edges into place ``i``), so there is no sort: under ``vmap`` a
+    sort of the edge keys cost more than all the rest (``bench/maze_speed.py``). Each step is a
+    few per-env scalar look-ups and one compare-and-select over the room labels, which are the
+    narrowest int dtype that fits.
 
     Args:
         key: PRNG key; the same key gives the same maze.
@@ -64,31 +99,48 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
         cell_kind: [H*W] int8, FLOOR / WALL with one GOAL.
         start: () int32 start cell.
     """
-    room_u, room_v, wall = (jnp.asarray(a) for a in maze_edges(height, width))
+    room_u, room_v, wall = maze_edges(height, width)
     rooms = room_cells(height, width)
     num_edges, num_rooms = int(wall.shape[0]), int(rooms.shape[0])
-    key_order, key_goal, key_start = jax.random.split(key, 3)
+    room_dtype, edge_dtype = small_int_dtype(num_rooms), small_int_dtype(num_edges)
+    room_index = np.zeros(height * width, np.int64)
+    room_index[rooms] = np.arange(num_rooms)
+    edge_u = jnp.asarray(room_index[room_u], room_dtype)  # [E] room (0..R-1) at each end of an edge
+    edge_v = jnp.asarray(room_index[room_v], room_dtype)
+    # One threefry draw per maze: [seed0, seed1] for the shuffle's hash stream, then goal and start.
+    words = jax.random.bits(key, (4,), jnp.uint32)
+    seed, goal_word, start_word = words[:2], words[2], words[3]
 
-    kind = jnp.full((height * width,), WALL, jnp.int8).at[jnp.asarray(rooms)].set(FLOOR)
-    # Union-find by relabelling: label[cell] is the component id of a room cell (its own index
-    # at first). With E candidate edges the loop has a fixed bound of E iterations.
-    label = jnp.arange(height * width, dtype=jnp.int32)
-    order = jax.random.permutation(key_order, num_edges)
+    def add_edge(i: jax.Array, carry: tuple[jax.Array, jax.Array, jax.Array]):
+        # label: [R] component id of each room (union-find by relabelling);
+        # order: [E] edges, order[:i] already taken (Fisher-Yates); joined: [E] bool by step.
+        label, order, joined = carry
+        # NOTE: the modulo bias of a 32-bit draw over <= E values is below E / 2**32: negligible.
+        j = i + (hash_draw(seed, i) % (num_edges - i).astype(jnp.uint32)).astype(jnp.int32)
+        edge = order[j]
+        order = order.at[j].set(order[i]).at[i].set(edge)
+        lu, lv = label[edge_u[edge]], label[edge_v[edge]]
+        label = jnp.where(label == lv, lu, label)
+        return label, order, joined.at[i].set(lu != lv)
 
-    def add_edge(i, carry):
-        label, kind = carry
-        e = order[i]
-        lu, lv = label[room_u[e]], label[room_v[e]]
-        join = lu != lv
-        label = jnp.where(join & (label == lv), lu, label)
-        kind = kind.at[wall[e]].set(jnp.where(join, jnp.int8(FLOOR), kind[wall[e]]))
-        return label, kind
-
-    _, kind = jax.lax.fori_loop(0, num_edges, add_edge, (label, kind))
-    goal_room = jax.random.randint(key_goal, (), 0, num_rooms)
-    start_room = (goal_room + jax.random.randint(key_start, (), 1, num_rooms)) % num_rooms
+    init = (
+        jnp.arange(num_rooms, dtype=room_dtype),
+        jnp.arange(num_edges, dtype=edge_dtype),
+        jnp.zeros((num_edges,), jnp.bool_),
+    )
+    _, order, joined = jax.lax.fori_loop(0, num_edges, add_edge, init)
+    opened = jnp.zeros((num_edges,), jnp.bool_).at[order].set(joined)  # [E] by edge
+    # Cell kinds by one constant-index gather: a wall cell between two rooms takes its edge's
+    # kind; rooms are floor, the other cells (odd, odd) are walls.
+    source = np.full(height * width, num_edges + 1, np.int32)
+    source[rooms] = num_edges
+    source[wall] = np.arange(num_edges)
+    edge_kind = jnp.where(opened, jnp.int8(FLOOR), jnp.int8(WALL))
+    kind = jnp.concatenate([edge_kind, jnp.array([FLOOR, WALL], jnp.int8)])[jnp.asarray(source)]
+    goal_room = (goal_word % num_rooms).astype(jnp.int32)
+    start_room = (goal_room + 1 + (start_word % (num_rooms - 1)).astype(jnp.int32)) % num_rooms
     rooms = jnp.asarray(rooms)
-    kind = kind.at[rooms[goal_room]].set(jnp.int8(GOAL))
+    kind = jnp.where(jnp.arange(height * width) == rooms[goal_room], jnp.int8(GOAL), kind)
     return kind, rooms[start_room].astype(jnp.int32)
 
 

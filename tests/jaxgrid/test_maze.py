@@ -171,3 +171,84 @@ def test_maze__any_odd_size_and_shape_errors():
         jaxgrid.make("Maze-v0", size=8)
     with pytest.raises(ValueError, match=r"maze width must be an odd int >= 3 \(rooms on even rows/.*got 1"):
         generators.maze_edges(9, 1)
+
+
+def _mix_bits_np(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x85EBCA6B)
+    x = x ^ (x >> np.uint32(13))
+    x = x * np.uint32(0xC2B2AE35)
+    return x ^ (x >> np.uint32(16))
+
+
+def _kruskal_reference(key: jax.Array, height: int, width: int) -> tuple[np.ndarray, int]:
+    """Plain-Python randomized Kruskal fed with the generator's random draws: the same threefry
+    words, a NumPy copy of the hash stream, Fisher-Yates on a list, union-find with path halving."""
+    words = np.asarray(jax.random.bits(key, (4,), jnp.uint32))
+    room_u, room_v, wall = (a.tolist() for a in generators.maze_edges(height, width))
+    rooms = generators.room_cells(height, width).tolist()
+    num_edges, num_rooms = len(wall), len(rooms)
+    order = list(range(num_edges))
+    parent = {cell: cell for cell in rooms}
+
+    def find(cell):
+        while parent[cell] != cell:
+            parent[cell] = parent[parent[cell]]
+            cell = parent[cell]
+        return cell
+
+    kind = np.full(height * width, WALL, np.int8)
+    kind[rooms] = FLOOR
+    with np.errstate(over="ignore"):
+        for i in range(num_edges):
+            draw = _mix_bits_np(_mix_bits_np(np.uint32(i) * np.uint32(0x9E3779B9) + words[0]) ^ words[1])
+            j = i + int(draw) % (num_edges - i)
+            order[i], order[j] = order[j], order[i]
+            edge = order[i]
+            a, b = find(room_u[edge]), find(room_v[edge])
+            if a != b:
+                parent[b] = a
+                kind[wall[edge]] = FLOOR
+    goal_room = int(words[2]) % num_rooms
+    start_room = (goal_room + 1 + int(words[3]) % (num_rooms - 1)) % num_rooms
+    kind[rooms[goal_room]] = GOAL
+    return kind, rooms[start_room]
+
+
+@pytest.mark.parametrize("height, width", [(9, 9), (5, 11), (15, 15)])
+def test_generate_maze__matches_a_plain_python_kruskal_on_the_same_draws(height, width):
+    generate = jax.jit(jax.vmap(lambda k: generators.generate_maze(k, height, width)))
+    keys = jax.random.split(jax.random.PRNGKey(11), 20)
+    kinds, starts = generate(keys)
+    for key, kind, start in zip(keys, np.asarray(kinds), np.asarray(starts)):
+        ref_kind, ref_start = _kruskal_reference(key, height, width)
+        np.testing.assert_array_equal(kind, ref_kind)
+        assert int(start) == ref_start
+
+
+def test_generate_maze__same_key_alone_or_in_a_batch_gives_the_same_maze():
+    keys = jax.random.split(jax.random.PRNGKey(5), 8)
+    batch = jax.jit(jax.vmap(lambda k: generators.generate_maze(k, 9, 9)))(keys)
+    for index in (0, 5):
+        alone = jax.jit(lambda k: generators.generate_maze(k, 9, 9))(keys[index])
+        eager = generators.generate_maze(keys[index], 9, 9)
+        chex.assert_trees_all_equal(alone, eager, jax.tree.map(lambda x: x[index], batch))
+
+
+def test_generate_maze__large_maze_with_int16_labels_is_perfect():
+    # 25x25: 169 rooms and 312 edges, too many for int8 room labels and edge indices.
+    assert generators.small_int_dtype(169) == jnp.int16 and generators.small_int_dtype(312) == jnp.int16
+    kinds, starts = jax.jit(jax.vmap(lambda k: generators.generate_maze(k, 25, 25)))(
+        jax.random.split(jax.random.PRNGKey(2), 4)
+    )
+    for kind, start in zip(np.asarray(kinds).reshape(4, 25, 25), np.asarray(starts)):
+        open_cells = int((kind != WALL).sum())
+        assert open_cells == 2 * 169 - 1 and open_adjacencies(kind) == open_cells - 1
+        assert bfs_reachable(kind, int(start)).sum() == open_cells
+
+
+def test_small_int_dtype__narrowest_that_holds_every_index():
+    assert generators.small_int_dtype(128) == jnp.int8  # indices 0..127
+    assert generators.small_int_dtype(129) == jnp.int16
+    assert generators.small_int_dtype(32768) == jnp.int16
+    assert generators.small_int_dtype(32769) == jnp.int32
