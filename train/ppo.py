@@ -5,7 +5,8 @@ Per seed (module-level pure functions):
     ``update_step(runner_state, hparams, setup) -> (RunnerState, metrics)``: rollout, GAE, epochs
     ``evaluate(runner_state, setup) -> mean greedy return``
 
-``make_train(config)`` batches them over a sweep grid ``G`` and seeds ``S`` (``vmap``), and exposes
+``make_train(config)`` batches them over a sweep grid ``G`` and seeds ``S`` (``vmap``, or ``lax.map``
+per ``config.seed_batching``: see ``batch_runs``), and exposes
 ``init`` and ``run_updates`` separately, so a caller can run the updates in chunks: running
 ``run_updates(state, a)`` then ``run_updates(state, b)`` gives bitwise the same result as
 ``run_updates(state, a + b)`` (every random key lives in the ``RunnerState``; the update index too).
@@ -334,6 +335,62 @@ def evaluate(runner: RunnerState, setup: TrainSetup) -> jax.Array:
 ProgressFn = Callable[[Any, Any, Any], None]  # (update_index, env_steps (), return [G, S])
 
 
+def resolve_seed_batching(config: PPOConfig, platform: str | None = None) -> str:
+    """``config.seed_batching`` with ``"auto"`` resolved: ``"map"`` on CPU, else ``"vmap"``.
+
+    Measured (bench/seed_batching.py): on XLA:CPU the vmapped update turns every small matmul
+    into a batched one, which XLA:CPU runs ~2-3x slower than the same matmuls one run at a time.
+    """
+    if config.seed_batching != "auto":
+        return config.seed_batching
+    platform = platform or jax.default_backend()
+    return "map" if platform == "cpu" else "vmap"
+
+
+def batch_runs(
+    fn: Callable[..., Any],
+    mode: str,
+    map_batch_size: int = 1,
+    mesh: jax.sharding.Mesh | None = None,
+) -> Callable[..., Any]:
+    """Lifts ``fn(runner, hparams)`` of one run to ``[G, S]`` runners and ``[G]`` hparams.
+
+    Args:
+        fn: per-run function; ``hparams`` may be ``None`` (then ``fn(runner, None)``).
+        mode: ``"vmap"`` (one batched program) or ``"map"`` (``lax.map`` over the ``G * S`` runs,
+            ``map_batch_size`` of them vmapped per step).
+        map_batch_size: see ``mode``.
+        mesh: the 1-D mesh the seed axis is sharded over, if any. In ``"map"`` mode the map then
+            runs inside a ``jax.shard_map``, each device over its own seeds (no collective).
+            NOTE: a ``lax.map`` over a sharded axis would make XLA gather the whole axis.
+
+    Returns:
+        ``(runner [G, S], hparams [G] | None) -> outputs with leaves [G, S, ...]``.
+    """
+    if mode == "vmap":
+        return jax.vmap(jax.vmap(fn, in_axes=(0, None)), in_axes=(0, 0))
+    if mode != "map":
+        raise ValueError(f"seed batching mode must be 'vmap' or 'map', got {mode!r}")
+
+    def mapped(runner: RunnerState, hparams: HParams | None):
+        G, S = runner.update_step.shape[:2]
+        runs = jax.tree.map(lambda x: x.reshape((G * S,) + x.shape[2:]), runner)
+        hp = jax.tree.map(lambda h: jnp.repeat(h, S, axis=0), hparams)  # [G * S]
+        out = jax.lax.map(lambda a: fn(*a), (runs, hp), batch_size=map_batch_size)
+        return jax.tree.map(lambda x: x.reshape((G, S) + x.shape[1:]), out)
+
+    if mesh is None or mesh.size == 1:
+        return mapped
+    seeds = jax.sharding.PartitionSpec(None, mesh.axis_names[0])
+    return jax.shard_map(
+        mapped,
+        mesh=mesh,
+        in_specs=(seeds, jax.sharding.PartitionSpec()),
+        out_specs=seeds,
+        check_vma=False,
+    )
+
+
 @dataclass(frozen=True)
 class Trainer:
     """The batched, jittable pieces of one config. Leading axes: ``[G, S]`` (grid, seeds)."""
@@ -366,6 +423,7 @@ def make_train(
     progress_every: int | None = None,
     ordered_progress: bool = True,
     batched_update: Callable[[RunnerState, HParams], tuple[RunnerState, dict]] | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> Trainer:
     """Wires the pure pieces into batched functions over ``[G, S]``.
 
@@ -378,6 +436,8 @@ def make_train(
         batched_update: one update of every seed and grid point, ``(runner [G, S], hparams [G])
             -> (runner, metrics [G, S])``; default: ``update_step`` vmapped over ``[G, S]``
             (``train.dataparallel`` passes a ``shard_map`` over the env axis).
+        mesh: the 1-D mesh the seed axis will be sharded over (``distributed.seed_mesh``), if
+            any; ``"map"`` seed batching then maps each device's own seeds (see ``batch_runs``).
 
     Returns:
         A ``Trainer``: ``init(keys [S]) -> RunnerState [G, S]``, ``run_updates(state, hparams,
@@ -394,10 +454,12 @@ def make_train(
         # Every grid point starts from the same per-seed state.
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_grid,) + x.shape), per_seed)
 
+    platform = mesh.devices.flat[0].platform if mesh is not None else None
+    mode = resolve_seed_batching(config, platform)
+    lift = lambda fn: batch_runs(fn, mode, config.seed_map_batch_size, mesh)  # noqa: E731
     if batched_update is None:
-        batched_update = jax.vmap(
-            jax.vmap(lambda r, h: update_step(r, h, setup), in_axes=(0, None)), in_axes=(0, 0)
-        )
+        batched_update = lift(lambda r, h: update_step(r, h, setup))
+    batched_evaluate = lift(lambda r, _: evaluate(r, setup))
 
     def run_updates(
         runner: RunnerState, hparams: HParams, num_updates: int
@@ -433,7 +495,7 @@ def make_train(
         return runner, metrics
 
     def evaluate_all(runner: RunnerState) -> jax.Array:
-        return jax.vmap(jax.vmap(lambda r: evaluate(r, setup)))(runner)
+        return batched_evaluate(runner, None)
 
     def train(keys: jax.Array, hparams: HParams):
         runner = init(keys)

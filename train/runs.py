@@ -119,7 +119,8 @@ def _build_program(
         mesh = distributed.env_mesh(num_devices)
         trainer = dataparallel.make_env_parallel_train(config, mesh, progress=progress)
     else:
-        trainer = make_train(config, progress=progress, ordered_progress=num_devices == 1)
+        mesh = distributed.seed_mesh(num_devices) if num_devices > 1 else None
+        trainer = make_train(config, progress=progress, ordered_progress=num_devices == 1, mesh=mesh)
     state_out: Any = None  # output shardings of the runner state, and of metrics/returns
     out: Any = None
     if num_devices > 1:

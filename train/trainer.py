@@ -129,8 +129,8 @@ def _compile(
         out = distributed.replicated(mesh) if many_hosts else None
         fn = jax.jit(trainer.train, out_shardings=out)
     elif n_dev > 1:
-        trainer = make_train(config, progress=progress, ordered_progress=False)
         mesh = distributed.seed_mesh(n_dev)
+        trainer = make_train(config, progress=progress, ordered_progress=False, mesh=mesh)
         sharded = distributed.seed_sharding(mesh, 1)  # outputs lead with [G, S]
         if many_hosts:
             sharded = distributed.replicated(mesh)
