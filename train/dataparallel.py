@@ -36,12 +36,14 @@ from train.ppo import (
     RunnerState,
     Trainer,
     TrainSetup,
+    batch_runs,
     learning_rate_at,
     make_setup,
     make_train,
     minibatch_loss,
     pack_batch,
     permutations_from_bits,
+    resolve_seed_batching,
 )
 from train.rollout import EnvCarry, collect_rollout
 
@@ -208,7 +210,9 @@ def make_env_parallel_train(
     check_env_parallel(config, num_shards)
     setup = make_setup(config)
     per_seed = lambda r, h: update_step_env_parallel(r, h, setup, axis, num_shards)  # noqa: E731
-    batched = jax.vmap(jax.vmap(per_seed, in_axes=(0, None)), in_axes=(0, 0))
+    # Seeds and grid points inside each device: vmap or lax.map, as config.seed_batching says.
+    mode = resolve_seed_batching(config, mesh.devices.flat[0].platform)
+    batched = batch_runs(per_seed, mode, config.seed_map_batch_size)
     specs = runner_specs(axis)
     sharded = jax.shard_map(
         batched,
