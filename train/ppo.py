@@ -376,7 +376,10 @@ def batch_runs(
         G, S = runner.update_step.shape[:2]
         runs = jax.tree.map(lambda x: x.reshape((G * S,) + x.shape[2:]), runner)
         hp = jax.tree.map(lambda h: jnp.repeat(h, S, axis=0), hparams)  # [G * S]
-        out = jax.lax.map(lambda a: fn(*a), (runs, hp), batch_size=map_batch_size)
+        # NOTE: lax.map(batch_size=1) would vmap each run with a batch of 1; None maps plainly.
+        # A batch size that does not divide G * S traces the run a second time (the remainder).
+        batch = map_batch_size if map_batch_size > 1 else None
+        out = jax.lax.map(lambda a: fn(*a), (runs, hp), batch_size=batch)
         return jax.tree.map(lambda x: x.reshape((G, S) + x.shape[1:]), out)
 
     if mesh is None or mesh.size == 1:
