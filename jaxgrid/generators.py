@@ -77,6 +77,17 @@ def hash_draw(seed: jax.Array, counter: jax.Array) -> jax.Array:
     return mix_bits(mix_bits(counter * jnp.uint32(0x9E3779B9) + seed[0]) ^ seed[1])
 
 
+def uniform_below(bits: jax.Array, n: jax.Array) -> jax.Array:
+    """``floor(bits * n / 2**32)``: uint32 words mapped to ``0 .. n - 1``, for ``1 <= n <= 2**16``.
+
+    Lemire's multiply-shift, exact in 32-bit arithmetic (16-bit halves): no integer division,
+    which XLA's CPU backend runs as a scalar loop. Each value's probability is within ``1 / 2**32``
+    of ``1 / n``, as with a modulo.
+    """
+    bits, n = jnp.asarray(bits, jnp.uint32), jnp.asarray(n, jnp.uint32)
+    return ((bits >> 16) * n + (((bits & jnp.uint32(0xFFFF)) * n) >> 16)) >> 16
+
+
 def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, jax.Array]:
     """A randomized-Kruskal perfect maze with a random start and goal.
 
@@ -85,11 +96,11 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
     one path (a spanning tree of the rooms), so the goal is always reachable. Start and goal are
     two distinct rooms drawn uniformly.
 
-    The random order is drawn inside the Kruskal loop by Fisher-Yates (step ``i`` swaps a uniform
+    The random order is built inside the Kruskal loop by Fisher-Yates (step ``i`` swaps a uniform
     pick from the not-yet-taken edges into place ``i``), so there is no sort: under ``vmap`` a
-    sort of the edge keys cost more than all the rest (``bench/maze_speed.py``). Each step is a
-    few per-env scalar look-ups and one compare-and-select over the room labels, which are the
-    narrowest int dtype that fits.
+    sort of the edge keys cost more than all the rest. The picks come from a counter-based hash
+    of one threefry draw, computed before the loop; each step is then a few per-env scalar
+    look-ups and one compare-and-select over the room labels (the narrowest int dtype that fits).
 
     Args:
         key: PRNG key; the same key gives the same maze.
@@ -102,6 +113,8 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
     room_u, room_v, wall = maze_edges(height, width)
     rooms = room_cells(height, width)
     num_edges, num_rooms = int(wall.shape[0]), int(rooms.shape[0])
+    if num_edges > 2**16:
+        raise ValueError(f"a {height}x{width} maze has {num_edges} candidate passages; at most 2**16 are supported")
     room_dtype, edge_dtype = small_int_dtype(num_rooms), small_int_dtype(num_edges)
     room_index = np.zeros(height * width, np.int64)
     room_index[rooms] = np.arange(num_rooms)
@@ -110,13 +123,16 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
     # One threefry draw per maze: [seed0, seed1] for the shuffle's hash stream, then goal and start.
     words = jax.random.bits(key, (4,), jnp.uint32)
     seed, goal_word, start_word = words[:2], words[2], words[3]
+    # Fisher-Yates picks, all drawn before the loop in one vectorised pass: step i swaps place
+    # pick[i], uniform in i .. E-1, into place i. [E] int32.
+    steps = jnp.arange(num_edges, dtype=jnp.uint32)
+    pick = (steps + uniform_below(hash_draw(seed, steps), num_edges - steps)).astype(jnp.int32)
 
     def add_edge(i: jax.Array, carry: tuple[jax.Array, jax.Array, jax.Array]):
         # label: [R] component id of each room (union-find by relabelling);
         # order: [E] edges, order[:i] already taken (Fisher-Yates); joined: [E] bool by step.
         label, order, joined = carry
-        # NOTE: the modulo bias of a 32-bit draw over <= E values is below E / 2**32: negligible.
-        j = i + (hash_draw(seed, i) % (num_edges - i).astype(jnp.uint32)).astype(jnp.int32)
+        j = pick[i]
         edge = order[j]
         order = order.at[j].set(order[i]).at[i].set(edge)
         lu, lv = label[edge_u[edge]], label[edge_v[edge]]
@@ -137,8 +153,8 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
     source[wall] = np.arange(num_edges)
     edge_kind = jnp.where(opened, jnp.int8(FLOOR), jnp.int8(WALL))
     kind = jnp.concatenate([edge_kind, jnp.array([FLOOR, WALL], jnp.int8)])[jnp.asarray(source)]
-    goal_room = (goal_word % num_rooms).astype(jnp.int32)
-    start_room = (goal_room + 1 + (start_word % (num_rooms - 1)).astype(jnp.int32)) % num_rooms
+    goal_room = uniform_below(goal_word, num_rooms).astype(jnp.int32)
+    start_room = (goal_room + 1 + uniform_below(start_word, num_rooms - 1).astype(jnp.int32)) % num_rooms
     rooms = jnp.asarray(rooms)
     kind = jnp.where(jnp.arange(height * width) == rooms[goal_room], jnp.int8(GOAL), kind)
     return kind, rooms[start_room].astype(jnp.int32)

@@ -99,6 +99,8 @@ class ProceduralGridWorld(GridWorld):
         return self._make_params(fields, {**self._param_defaults, **values})
 
     def reset_env(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, ProceduralState]:
+        # NOTE: ``step`` auto-resets with ``jnp.where``, so every step of every env runs the
+        # generator (a branch would be a select under ``vmap`` too): its cost sets the step rate.
         cell_kind, start = self.generator(key, params)
         state = ProceduralState(
             time=jnp.int32(0),

@@ -202,15 +202,15 @@ def _kruskal_reference(key: jax.Array, height: int, width: int) -> tuple[np.ndar
     with np.errstate(over="ignore"):
         for i in range(num_edges):
             draw = _mix_bits_np(_mix_bits_np(np.uint32(i) * np.uint32(0x9E3779B9) + words[0]) ^ words[1])
-            j = i + int(draw) % (num_edges - i)
+            j = i + (int(draw) * (num_edges - i) >> 32)  # Lemire: floor(draw * n / 2**32)
             order[i], order[j] = order[j], order[i]
             edge = order[i]
             a, b = find(room_u[edge]), find(room_v[edge])
             if a != b:
                 parent[b] = a
                 kind[wall[edge]] = FLOOR
-    goal_room = int(words[2]) % num_rooms
-    start_room = (goal_room + 1 + int(words[3]) % (num_rooms - 1)) % num_rooms
+    goal_room = int(words[2]) * num_rooms >> 32
+    start_room = (goal_room + 1 + (int(words[3]) * (num_rooms - 1) >> 32)) % num_rooms
     kind[rooms[goal_room]] = GOAL
     return kind, rooms[start_room]
 
@@ -245,6 +245,14 @@ def test_generate_maze__large_maze_with_int16_labels_is_perfect():
         open_cells = int((kind != WALL).sum())
         assert open_cells == 2 * 169 - 1 and open_adjacencies(kind) == open_cells - 1
         assert bfs_reachable(kind, int(start)).sum() == open_cells
+
+
+def test_uniform_below__is_floor_of_bits_times_n_over_two_to_the_32():
+    bits = np.concatenate([[0, 1, 0xFFFF, 0x10000, 0xFFFFFFFF], np.random.default_rng(0).integers(0, 2**32, 2000)])
+    for n in (1, 2, 3, 25, 112, 2**16 - 1, 2**16):
+        got = np.asarray(generators.uniform_below(jnp.asarray(bits, jnp.uint32), n))
+        np.testing.assert_array_equal(got, (bits.astype(object) * n) >> 32)
+        assert got.max() < n
 
 
 def test_small_int_dtype__narrowest_that_holds_every_index():
