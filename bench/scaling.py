@@ -39,6 +39,7 @@ def measure(mode: str, total_timesteps: int, repeats: int) -> dict[str, Any]:
     import jax
 
     from train import PPOConfig
+    from train.ppo import resolve_seed_batching
     from train.trainer import train
 
     if mode == "seeds":
@@ -55,6 +56,7 @@ def measure(mode: str, total_timesteps: int, repeats: int) -> dict[str, Any]:
     return {
         "mode": mode,
         "devices": len(jax.devices()),
+        "seed_batching": resolve_seed_batching(config),
         "num_seeds": config.num_seeds,
         "num_envs": config.num_envs,
         "num_updates": config.num_updates,
@@ -159,7 +161,8 @@ def main(argv=None) -> int:
         "machine_per_device_count": machines,
         "rows": rows,
         "note": "host CPU devices on a 2-core machine: 2 devices use both cores; 4 oversubscribe "
-                "them (and the envs mode adds an all_gather and a pmean per minibatch).",
+                "them (and the envs mode adds an all_gather and a pmean per minibatch). The "
+                "machine may be shared: see loadavg_1_5_15min per device count.",
     }
     harness.write_json(args.out, payload)
     plot(rows, args.out.with_suffix(".png"))

@@ -13,6 +13,8 @@ Per update and seed, with ``D`` devices on the ``"envs"`` mesh axis and ``N`` en
 
 Advantages are normalised over the whole minibatch before it is split, so the result equals the
 one-device run with the same global batch up to float rounding (sums taken in another order).
+Seeds and sweep points stay whole on every device (vmapped or ``lax.map``-ped per
+``PPOConfig.seed_batching``); only the env axis is split.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from train.ppo import (
     permutations_from_bits,
     resolve_seed_batching,
 )
-from train.rollout import EnvCarry, collect_rollout
+from train.rollout import collect_rollout
 
 
 def check_env_parallel(config: PPOConfig, num_devices: int) -> None:
@@ -231,7 +233,6 @@ def make_env_parallel_train(
 
 
 __all__ = [
-    "EnvCarry",
     "check_env_parallel",
     "make_env_parallel_train",
     "runner_shardings",
