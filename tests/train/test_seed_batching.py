@@ -44,6 +44,7 @@ def test_config__seed_batching_validated_and_auto_resolves():
         PPOConfig(seed_map_batch_size=0)
     auto = PPOConfig()
     assert ppo.resolve_seed_batching(auto, "cpu") == "map"
+    assert ppo.resolve_seed_batching(auto, "cpu", num_devices=2) == "vmap"
     assert ppo.resolve_seed_batching(auto, "gpu") == "vmap"
     assert ppo.resolve_seed_batching(auto.replace(seed_batching="vmap"), "cpu") == "vmap"
 
