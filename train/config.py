@@ -95,9 +95,10 @@ class PPOConfig:
     ``{"learning_rate": (1e-3, 3e-4), "ent_coef": (0.0, 0.01)}``; keys from ``SWEEPABLE``."""
     seed_batching: Literal["auto", "vmap", "map"] = "auto"
     """How the fused program batches seeds and sweep points: ``"vmap"`` (one batched program;
-    best on GPU/TPU and on several CPU devices), ``"map"`` (``lax.map``: one run after another,
-    each device over its own seeds; ~5-10% faster on one CPU device), or ``"auto"`` (``"map"`` on
-    one CPU device, ``"vmap"`` otherwise). Results agree per seed within float rounding."""
+    best on GPU/TPU and on several CPU devices, and bitwise the same on any device count),
+    ``"map"`` (``lax.map``: one run after another, each device over its own seeds; ~5-10% faster
+    on one CPU device, less memory), or ``"auto"`` (``train.ppo.resolve_seed_batching``: ``"vmap"``
+    on every backend measured so far). The two modes agree per seed within float rounding."""
     seed_map_batch_size: int = 1
     """With ``"map"``: runs vmapped together in each ``lax.map`` step (1: fully sequential)."""
 

@@ -336,16 +336,18 @@ ProgressFn = Callable[[Any, Any, Any], None]  # (update_index, env_steps (), ret
 
 
 def resolve_seed_batching(config: PPOConfig, platform: str | None = None, num_devices: int = 1) -> str:
-    """``config.seed_batching`` with ``"auto"`` resolved: ``"map"`` on one CPU device, else ``"vmap"``.
+    """``config.seed_batching`` with ``"auto"`` resolved; ``"auto"`` is ``"vmap"`` today.
 
-    Measured (``bench/seed_batching.py``, 2-core CPU, 8 seeds): on one CPU device ``lax.map`` is
-    ~5-10% faster than ``vmap``; with the seeds sharded over 2 host devices ``vmap`` is ~10-20%
-    faster (each device's batch is smaller); on GPU/TPU ``vmap`` is what fills the device.
+    Measured (``bench/seed_batching.py``, 2-core CPU, 8 seeds, PureJaxRL-style and default
+    configs): on one CPU device ``lax.map`` is only ~5-10% faster than ``vmap`` (within this shared
+    machine's run-to-run noise); with the seeds sharded over 2 host devices ``vmap`` is ~10-20%
+    faster; on GPU/TPU ``vmap`` is what fills the device. Choosing ``"map"`` on one device only
+    would also make a config's results depend on the device count in the last float bits, where
+    ``vmap`` trains bitwise the same on any number of devices. ``platform`` and ``num_devices``
+    are where a backend-dependent choice would go.
     """
-    if config.seed_batching != "auto":
-        return config.seed_batching
-    platform = platform or jax.default_backend()
-    return "map" if platform == "cpu" and num_devices == 1 else "vmap"
+    del platform, num_devices  # no backend measured where "map" wins by more than noise
+    return "vmap" if config.seed_batching == "auto" else config.seed_batching
 
 
 def batch_runs(
