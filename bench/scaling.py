@@ -56,7 +56,10 @@ def measure(mode: str, total_timesteps: int, repeats: int) -> dict[str, Any]:
     return {
         "mode": mode,
         "devices": len(jax.devices()),
-        "seed_batching": resolve_seed_batching(config),
+        # as train() resolves it: seeds mode per device count, envs mode per device (all seeds)
+        "seed_batching": resolve_seed_batching(
+            config, num_devices=len(jax.devices()) if mode == "seeds" else 1
+        ),
         "num_seeds": config.num_seeds,
         "num_envs": config.num_envs,
         "num_updates": config.num_updates,
