@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     extras, rest = _split_extras(argv)
 
     # Before jax initialises: one host device per core (unless the user chose).
+    # NOTE: XLA's SPMD partitioner warns (C++ log) about the progress callback's read of sharded
+    # metrics; the CLI keeps its output to errors unless the user set a level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     count, set_here = configure_host_devices(extras.devices)
     if set_here and count > 1:
         print(f"jaxgrid-train: using {count} host CPU devices (one per core; set "
