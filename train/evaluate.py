@@ -15,7 +15,7 @@ import numpy as np
 
 from train import networks, report
 from train.checkpoint import atomic_write_json, latest_update, load_checkpoint
-from train.ppo import METRIC_NAMES, TrainSetup, _log_std, make_setup, make_train, rng_config, seed_keys
+from train.ppo import METRIC_NAMES, TrainSetup, _log_std, make_train, rng_config, seed_keys
 from train.rollout import _step_envs, reset_envs
 from train.runs import CHECKPOINT_DIR, load_run_config
 

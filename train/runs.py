@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from train import dataparallel, distributed, report, tracking
-from train.checkpoint import CheckpointError, atomic_write_json, latest_update, load_checkpoint, save_checkpoint
+from train.checkpoint import atomic_write_json, latest_update, load_checkpoint, save_checkpoint
 from train.config import PPOConfig
-from train.ppo import ProgressFn, make_hparams, make_train, rng_config, seed_keys
-from train.trainer import TrainResult
+from train.ppo import ProgressFn, make_train, rng_config
+from train.trainer import TrainResult, make_result, place_inputs
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -111,10 +111,7 @@ def _build_program(
     config: PPOConfig, progress: ProgressFn | None, num_devices: int, env_parallel: bool = False
 ) -> _Program:
     env_parallel = env_parallel and num_devices > 1
-    pad = num_devices > 1 and not env_parallel
-    seeds = distributed.pad_seeds(config.seeds, num_devices) if pad else config.seeds
-    keys = seed_keys(seeds)
-    hparams = make_hparams(config)
+    keys, hparams = place_inputs(config, num_devices, env_parallel)
     if env_parallel:
         mesh = distributed.env_mesh(num_devices)
         trainer = dataparallel.make_env_parallel_train(config, mesh, progress=progress)
@@ -124,11 +121,6 @@ def _build_program(
     state_out: Any = None  # output shardings of the runner state, and of metrics/returns
     out: Any = None
     if num_devices > 1:
-        if not env_parallel:
-            mesh = distributed.seed_mesh(num_devices)
-        keys_sharding = distributed.replicated(mesh) if env_parallel else distributed.seed_sharding(mesh, 0)
-        keys = jax.device_put(keys, keys_sharding)
-        hparams = jax.device_put(hparams, distributed.replicated(mesh))
         if jax.process_count() > 1:
             # NOTE: with several processes every one reads whole chunks back (and process 0
             # checkpoints the whole state), so everything leaving a program is replicated.
@@ -275,7 +267,7 @@ def train_in_run_dir(
             signal.signal(signal.SIGINT, previous)
             raise KeyboardInterrupt
         interrupted["flag"] = True
-        print(f"\njaxgrid-train: SIGINT: saving a checkpoint after the current chunk (Ctrl-C again to abort)", file=sys.stderr)
+        print("\njaxgrid-train: SIGINT: saving a checkpoint after the current chunk (Ctrl-C again to abort)", file=sys.stderr)
 
     in_main = _in_main_thread()
     if in_main:
@@ -308,7 +300,7 @@ def train_in_run_dir(
     t0 = time.perf_counter()
     eval_returns = jax.block_until_ready(program.evaluate(state))
     t_run += time.perf_counter() - t0
-    result = _to_result(config, state, metrics_host, eval_returns, program, t_run, n_dev)
+    result = make_result(config, state, metrics_host, eval_returns, program.compile_seconds, t_run, n_dev)
     _write_final(run_dir, config, result, meta, tensorboard)
     return result, run_dir
 
@@ -322,28 +314,6 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _to_result(config, state, metrics, eval_returns, program, run_seconds, n_dev) -> TrainResult:
-    n_real = config.num_seeds
-    lead = config.grid_shape + (n_real,)
-
-    def host(x) -> np.ndarray:
-        x = np.asarray(x)[:, :n_real]
-        return x.reshape(lead + x.shape[2:])
-
-    state = _real_seeds(state, config)
-    return TrainResult(
-        config=config,
-        metrics={k: host(v) for k, v in metrics.items()},
-        eval_returns=host(eval_returns),
-        params=jax.tree.map(host, state.params),
-        state=state,
-        compile_seconds=program.compile_seconds,
-        run_seconds=run_seconds,
-        env_steps=config.num_grid_points * n_real * config.env_steps_per_seed,
-        num_devices=n_dev,
-    )
 
 
 def _config_labels(config: PPOConfig) -> list[str]:

@@ -64,19 +64,7 @@ def train(
     """
     n_dev = len(jax.devices()) if num_devices is None else num_devices
     env_parallel = env_parallel and n_dev > 1
-    pad = n_dev > 1 and not env_parallel
-    seeds = distributed.pad_seeds(config.seeds, n_dev) if pad else config.seeds
-    keys = seed_keys(seeds)
-    hparams = make_hparams(config)
-    if env_parallel:
-        dataparallel.check_env_parallel(config, n_dev)
-        mesh = distributed.env_mesh(n_dev)
-        keys = jax.device_put(keys, distributed.replicated(mesh))
-        hparams = jax.device_put(hparams, distributed.replicated(mesh))
-    elif n_dev > 1:
-        mesh = distributed.seed_mesh(n_dev)
-        keys = jax.device_put(keys, distributed.seed_sharding(mesh, 0))
-        hparams = jax.device_put(hparams, distributed.replicated(mesh))
+    keys, hparams = place_inputs(config, n_dev, env_parallel)
 
     t0 = time.perf_counter()
     cache_key = (_program_key(config), progress, n_dev, env_parallel)
@@ -90,6 +78,41 @@ def train(
     state, metrics, eval_returns = jax.block_until_ready(compiled(keys, hparams))
     t2 = time.perf_counter()
 
+    return make_result(config, state, metrics, eval_returns, t1 - t0, t2 - t1, n_dev)
+
+
+def place_inputs(config: PPOConfig, n_dev: int, env_parallel: bool) -> tuple[jax.Array, Any]:
+    """The seed keys and traced hyperparameters of ``config``, placed for ``n_dev`` devices.
+
+    Seed mode pads the seeds to a multiple of the devices and shards the keys over a seed mesh;
+    env-parallel mode replicates both over an env mesh (after checking the device count divides
+    the env batch); one device leaves them where they are.
+    """
+    pad = n_dev > 1 and not env_parallel
+    keys = seed_keys(distributed.pad_seeds(config.seeds, n_dev) if pad else config.seeds)
+    hparams = make_hparams(config)
+    if env_parallel:
+        dataparallel.check_env_parallel(config, n_dev)
+        mesh = distributed.env_mesh(n_dev)
+        keys = jax.device_put(keys, distributed.replicated(mesh))
+        hparams = jax.device_put(hparams, distributed.replicated(mesh))
+    elif n_dev > 1:
+        mesh = distributed.seed_mesh(n_dev)
+        keys = jax.device_put(keys, distributed.seed_sharding(mesh, 0))
+        hparams = jax.device_put(hparams, distributed.replicated(mesh))
+    return keys, hparams
+
+
+def make_result(
+    config: PPOConfig,
+    state: RunnerState,
+    metrics: dict[str, Any],
+    eval_returns: Any,
+    compile_seconds: float,
+    run_seconds: float,
+    n_dev: int,
+) -> TrainResult:
+    """A ``TrainResult`` from the program's ``[G, S_padded, ...]`` outputs (padding seeds dropped)."""
     n_real = config.num_seeds
     lead = config.grid_shape + (n_real,)
 
@@ -104,8 +127,8 @@ def train(
         eval_returns=host(eval_returns),
         params=jax.tree.map(host, state.params),
         state=state,
-        compile_seconds=t1 - t0,
-        run_seconds=t2 - t1,
+        compile_seconds=compile_seconds,
+        run_seconds=run_seconds,
         env_steps=config.num_grid_points * n_real * config.env_steps_per_seed,
         num_devices=n_dev,
     )
