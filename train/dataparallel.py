@@ -31,7 +31,7 @@ from jax.sharding import PartitionSpec as P
 from train import networks
 from train.config import PPOConfig
 from train.gae import compute_gae
-from train.losses import LossInfo, explained_variance, normalize_advantages
+from train.losses import LossInfo, normalize_advantages
 from train.ppo import (
     HParams,
     ProgressFn,
@@ -46,6 +46,7 @@ from train.ppo import (
     pack_batch,
     permutations_from_bits,
     resolve_seed_batching,
+    update_metrics,
 )
 from train.rollout import collect_rollout
 
@@ -148,21 +149,9 @@ def update_step_env_parallel(
     infos = LossInfo(*infos.mean((0, 1)))
 
     stats = jax.tree.map(lambda x: lax.psum(x, axis_name), stats)
-    count = stats.count
-    metrics = {
-        "episode_return": jnp.where(count > 0, stats.return_sum / jnp.maximum(count, 1), jnp.nan),
-        "episode_length": jnp.where(count > 0, stats.length_sum / jnp.maximum(count, 1), jnp.nan),
-        "episodes_completed": count,
-        "policy_loss": infos.policy_loss,
-        "value_loss": infos.value_loss,
-        "entropy": infos.entropy,
-        "approx_kl": infos.approx_kl,
-        "clip_fraction": infos.clip_fraction,
-        "explained_variance": explained_variance(
-            full["value"].reshape(T, N), full["target"].reshape(T, N)
-        ),
-        "learning_rate": lr,
-    }
+    metrics = update_metrics(
+        stats, infos, full["value"].reshape(T, N), full["target"].reshape(T, N), lr
+    )
     new_runner = RunnerState(
         params=params,
         opt_state=opt_state,

@@ -293,20 +293,7 @@ def update_step(
     (params, opt_state), infos = jax.lax.scan(epoch, (runner.params, runner.opt_state), perms)
     infos = LossInfo(*infos.mean((0, 1)))  # fields in declaration order
 
-    count = stats.count
-    metrics = {
-        # NaN where no episode ended during this update's rollout.
-        "episode_return": jnp.where(count > 0, stats.return_sum / jnp.maximum(count, 1), jnp.nan),
-        "episode_length": jnp.where(count > 0, stats.length_sum / jnp.maximum(count, 1), jnp.nan),
-        "episodes_completed": count,
-        "policy_loss": infos.policy_loss,
-        "value_loss": infos.value_loss,
-        "entropy": infos.entropy,
-        "approx_kl": infos.approx_kl,
-        "clip_fraction": infos.clip_fraction,
-        "explained_variance": explained_variance(traj.value, targets),
-        "learning_rate": lr,
-    }
+    metrics = update_metrics(stats, infos, traj.value, targets, lr)
     new_runner = RunnerState(
         params=params,
         opt_state=opt_state,
@@ -315,6 +302,26 @@ def update_step(
         update_step=runner.update_step + 1,
     )
     return new_runner, metrics
+
+
+def update_metrics(
+    stats: Any, infos: LossInfo, values: jax.Array, targets: jax.Array, lr: jax.Array
+) -> dict[str, jax.Array]:
+    """The logged scalars of one update: episode stats of its rollout (NaN where no episode
+    ended), the mean loss terms over its minibatches, explained variance, learning rate."""
+    count = stats.count
+    return {
+        "episode_return": jnp.where(count > 0, stats.return_sum / jnp.maximum(count, 1), jnp.nan),
+        "episode_length": jnp.where(count > 0, stats.length_sum / jnp.maximum(count, 1), jnp.nan),
+        "episodes_completed": count,
+        "policy_loss": infos.policy_loss,
+        "value_loss": infos.value_loss,
+        "entropy": infos.entropy,
+        "approx_kl": infos.approx_kl,
+        "clip_fraction": infos.clip_fraction,
+        "explained_variance": explained_variance(values, targets),
+        "learning_rate": lr,
+    }
 
 
 def evaluate(runner: RunnerState, setup: TrainSetup) -> jax.Array:
