@@ -12,7 +12,7 @@ id with Gymnasium as ``jaxgrid/<id>`` (``gymnasium.make`` / ``gymnasium.make_vec
 from jaxgrid import gym_adapter
 from jaxgrid.env import GridWorld
 from jaxgrid.layouts import Layout
-from jaxgrid.registry import make, register, registered_ids
+from jaxgrid.registry import make, parse_overrides, register, registered_ids
 from jaxgrid.types import GridParams, GridState, SlipperyGridParams
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Layout",
     "SlipperyGridParams",
     "make",
+    "parse_overrides",
     "register",
     "registered_ids",
 ]

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,17 +18,10 @@ from jaxgrid import play, registry
 
 
 def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["is_slippery=False", "max_steps_in_episode=20"]`` -> a dict of Python literals (str otherwise)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"jaxgrid: --set expects NAME=VALUE, got {item!r}")
-        name, value = item.split("=", 1)
-        try:
-            out[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[name] = value
-    return out
+    try:
+        return registry.parse_overrides(items, flag="--set")
+    except ValueError as err:
+        raise SystemExit(f"jaxgrid: {err}") from None
 
 
 def _make_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 from collections.abc import Callable
 from typing import Any
@@ -64,6 +65,25 @@ def check_env_id(env_id: str) -> None:
     raise ValueError(
         f"unknown env id {env_id!r}.{hint} Registered ids: {', '.join(registered_ids())}"
     )
+
+
+def parse_overrides(items: list[str], flag: str = "--set") -> dict[str, Any]:
+    """``["is_slippery=False", "max_steps_in_episode=20"]`` -> overrides for ``make``: Python
+    literals where the value is one, strings otherwise.
+
+    Raises:
+        ValueError: an item without ``=`` (the message names ``flag``).
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{flag} expects KEY=VALUE, got {item!r}")
+        name, value = item.split("=", 1)
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
 
 
 def make(env_id: str, **overrides: Any) -> tuple[environment.Environment, Any]:

@@ -18,7 +18,6 @@ initialises, so ``main`` sets it first.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
 import time
@@ -74,16 +73,9 @@ def parse_seeds(tokens: list[str]) -> tuple[int, ...]:
 
 def parse_env_kwargs(tokens: list[str]) -> dict[str, Any]:
     """``["max_steps_in_episode=100", "obs='rgb'"]`` -> a dict of python literals (else strings)."""
-    out: dict[str, Any] = {}
-    for token in tokens:
-        if "=" not in token:
-            raise ValueError(f"--env-kwargs expects KEY=VALUE, got {token!r}")
-        key, raw = token.split("=", 1)
-        try:
-            out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key] = raw
-    return out
+    from jaxgrid import parse_overrides  # after configure_host_devices: jaxgrid imports jax
+
+    return parse_overrides(tokens, flag="--env-kwargs")
 
 
 def configure_host_devices(num_devices: int | None = None) -> tuple[int, bool]:
