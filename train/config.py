@@ -37,6 +37,7 @@ SHAPE_CHANGING: tuple[str, ...] = (
     "sweep",
     "seed_batching",
     "seed_map_batch_size",
+    "obs_table",
 )
 
 
@@ -101,6 +102,12 @@ class PPOConfig:
     on every backend measured so far). The two modes agree per seed within float rounding."""
     seed_map_batch_size: int = 1
     """With ``"map"``: runs vmapped together in each ``lax.map`` step (1: fully sequential)."""
+    obs_table: Literal["auto", "on", "off"] = "auto"
+    """For a ``Discrete(n)`` observation space: evaluate the network once on all ``n``
+    observations and look rows up, instead of once per sample (``train.ppo.TrainSetup``). The same
+    function, so the same training up to float summation order (gradients are summed per
+    observation first); much less arithmetic when ``n`` is smaller than a minibatch. ``"auto"``:
+    on when ``n <= minibatch_size``; ``"on"`` needs a Discrete observation space; ``"off"``."""
 
     def __post_init__(self) -> None:
         # Normalise sequence fields given as lists (e.g. from a CLI) into tuples.
@@ -141,6 +148,8 @@ class PPOConfig:
             )
         if self.seed_batching not in ("auto", "vmap", "map"):
             _fail("seed_batching", self.seed_batching, "must be one of 'auto', 'vmap', 'map'")
+        if self.obs_table not in ("auto", "on", "off"):
+            _fail("obs_table", self.obs_table, "must be one of 'auto', 'on', 'off'")
         value = self.seed_map_batch_size
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             _fail("seed_map_batch_size", value, "must be a positive int")

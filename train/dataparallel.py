@@ -88,7 +88,8 @@ def update_step_env_parallel(
     perms = permutations_from_bits(bits[B * A :].reshape(E, B))
     local = lambda x: lax.dynamic_slice_in_dim(x, shard * n_local, n_local, axis=1)  # noqa: E731
     env_carry, traj, stats = collect_rollout(
-        local(env_keys), local(action_uniforms), runner.params, setup.apply, spec, runner.env
+        local(env_keys), local(action_uniforms), *setup.rollout_policy(runner.params), spec,
+        runner.env,
     )
 
     flat = lambda x: x.reshape((T * n_local,) + x.shape[2:])  # noqa: E731
