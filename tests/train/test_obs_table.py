@@ -81,7 +81,7 @@ def test_table_loss_and_gradient__same_as_per_sample():
     grad = jax.grad(ppo.minibatch_loss, has_aux=True)
     g_on, info_on = grad(params, batch, hp, on)
     g_off, info_off = grad(params, batch, hp, off)
-    for a, b in zip(info_on, info_off):
+    for a, b in zip(jax.tree.leaves(info_on), jax.tree.leaves(info_off)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     flat_on, flat_off = (jax.flatten_util.ravel_pytree(g)[0] for g in (g_on, g_off))
     assert float(jnp.abs(flat_off).max()) > 1e-3  # a gradient worth comparing
