@@ -145,9 +145,14 @@ class ActorCritic(nn.Module):
 
     @nn.compact
     def __call__(
-        self, obs: jax.Array, critic_only: bool = False
+        self, obs: jax.Array, critic_only: bool = False, every_obs: bool = False
     ) -> tuple[jax.Array | None, jax.Array]:
-        """``critic_only`` (static) skips the actor tower and returns ``(None, value)``."""
+        """``critic_only`` (static) skips the actor tower and returns ``(None, value)``.
+
+        ``every_obs`` (static, Discrete observations only): evaluate on every observation
+        ``0..n-1`` in order (``obs`` is then only a placeholder); the first layer's one-hot matmul
+        is then the identity, so the kernel is used as is (same values as ``obs=arange(n)``).
+        """
         act = _ACTIVATIONS[self.activation]
         gain = math.sqrt(2.0)
         if self.obs_kind == "discrete":
@@ -165,7 +170,9 @@ class ActorCritic(nn.Module):
             if critic_only:  # tower 1 is the critic
                 kernel, bias = kernel[1:], bias[1:]
             if i == 0:
-                if self.obs_kind == "discrete":
+                if self.obs_kind == "discrete" and every_obs:
+                    h = kernel  # one_hot(arange(n)) @ kernel: [2, n, width]
+                elif self.obs_kind == "discrete":
                     # NOTE: a one-hot matmul, not a row gather W[obs]: same arithmetic, but the
                     # gather's gradient is a scatter-add, which XLA:CPU runs slowly under vmap.
                     x = jax.nn.one_hot(obs.reshape(obs.shape[0]), self.num_obs_categories)
@@ -178,7 +185,9 @@ class ActorCritic(nn.Module):
             prev = width
 
         if h is None:  # no hidden layers: both heads read the encoded input
-            if self.obs_kind == "discrete":
+            if self.obs_kind == "discrete" and every_obs:
+                x = jnp.eye(self.num_obs_categories, dtype=jnp.float32)
+            elif self.obs_kind == "discrete":
                 x = jax.nn.one_hot(obs.reshape(obs.shape[0]), self.num_obs_categories)
             h = jnp.stack([x] if critic_only else [x, x])
         critic_h = h[-1]

@@ -111,7 +111,7 @@ class TrainSetup:
 
     def _table(self, params: Any, critic_only: bool = False):
         every_obs = jnp.arange(self.spec.num_obs_categories, dtype=jnp.int32)
-        return self.network.apply(params, every_obs, critic_only=critic_only)
+        return self.network.apply(params, every_obs, critic_only=critic_only, every_obs=True)
 
     def apply(self, params: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         if not self.obs_table:
@@ -126,6 +126,33 @@ class TrainSetup:
         if not self.obs_table:
             return self.network.apply(params, obs, critic_only=True)[1]
         return self._table(params, critic_only=True)[1][obs.reshape(-1)]
+
+    def evaluate_actions(
+        self, params: Any, obs: jax.Array, action: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``(log π(action | obs), entropy of π(· | obs), V(obs))``, each ``[B]``: what the PPO
+        loss needs of the current parameters.
+
+        With the table and a categorical policy every term depends on ``(obs, action)`` only, so
+        one ``[n * A, 3]`` table of (log-probability, value, entropy) per pair is built on the ``n``
+        observations and one ``one_hot(obs * A + action) @ table`` reads a minibatch's terms: no
+        per-sample softmax, and the gradient is one small matmul back into the table.
+        """
+        spec = self.spec
+        log_std = None if spec.discrete_actions else params["params"]["log_std"]
+        if not (self.obs_table and spec.discrete_actions):
+            policy_out, value = self.apply(params, obs)
+            log_prob = networks.log_prob(policy_out, log_std, action, spec.discrete_actions)
+            return log_prob, networks.entropy(policy_out, log_std, spec.discrete_actions), value
+        logits, values = self._table(params)  # [n, A], [n]
+        n, A = logits.shape
+        log_probs = jax.nn.log_softmax(logits, axis=-1)
+        entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+        per_pair = lambda x: jnp.broadcast_to(x[:, None], (n, A)).reshape(-1)  # noqa: E731
+        table = jnp.stack([log_probs.reshape(-1), per_pair(entropy), per_pair(values)], axis=1)
+        pair = obs.reshape(-1).astype(jnp.int32) * A + action.reshape(-1).astype(jnp.int32)
+        terms = jax.nn.one_hot(pair, n * A, dtype=table.dtype) @ table  # [B, 3]
+        return terms[:, 0], terms[:, 1], terms[:, 2]
 
     def rollout_policy(self, params: Any) -> tuple[Any, Callable[[Any, jax.Array], Any]]:
         """``(params', apply')`` for a stretch of steps under fixed ``params``: with the table,
@@ -216,11 +243,7 @@ def minibatch_loss(
     params: Any, batch: dict[str, jax.Array], hp: HParams, setup: TrainSetup
 ) -> tuple[jax.Array, LossInfo]:
     """PPO loss of one minibatch (``batch`` leaves ``[B, ...]``) under ``params``."""
-    discrete = setup.spec.discrete_actions
-    policy_out, values = setup.apply(params, batch["obs"])
-    log_std = _log_std(params, setup)
-    new_log_prob = networks.log_prob(policy_out, log_std, batch["action"], discrete)
-    entropy = networks.entropy(policy_out, log_std, discrete)
+    new_log_prob, entropy, values = setup.evaluate_actions(params, batch["obs"], batch["action"])
     return ppo_loss_terms(
         new_log_prob,
         batch["log_prob"],
@@ -327,24 +350,28 @@ def update_step(
 
     lr = learning_rate_at(runner.update_step, hp, config)
     tx = setup.optimizer(hp.max_grad_norm)
-    grad_fn = jax.grad(minibatch_loss, has_aux=True)
+    # NOTE: the epochs carry the parameters as one flat vector: the loss unravels it (slices),
+    # so each SGD step concatenates only the gradient, not the parameters too.
+    flat_params, unravel = ravel_pytree(runner.params)
+    grad_fn = jax.grad(lambda flat, *a: minibatch_loss(unravel(flat), *a), has_aux=True)
     num_mb, mb_size = config.num_minibatches, config.minibatch_size
 
     def sgd_step(carry, minibatch):
-        params, opt_state = carry
-        grads, info = grad_fn(params, unpack(minibatch), hp, setup)
-        flat_params, unravel = ravel_pytree(params)
-        updates, opt_state = tx.update(ravel_pytree(grads)[0], opt_state)
-        params = unravel(flat_params - lr * updates)
+        flat, opt_state = carry
+        grads, info = grad_fn(flat, unpack(minibatch), hp, setup)
+        updates, opt_state = tx.update(grads, opt_state)
         # NOTE: one packed [6] output instead of six scalars (one kernel per scan output).
-        return (params, opt_state), jnp.stack(jax.tree.leaves(info))
+        return (flat - lr * updates, opt_state), jnp.stack(jax.tree.leaves(info))
 
     def epoch(carry, perm):
         # NOTE: one gather of the packed [B, D] batch per epoch, then a free reshape.
         minibatches = packed[perm].reshape(num_mb, mb_size, packed.shape[-1])
         return jax.lax.scan(sgd_step, carry, minibatches)
 
-    (params, opt_state), infos = jax.lax.scan(epoch, (runner.params, runner.opt_state), perms)
+    (flat_params, opt_state), infos = jax.lax.scan(
+        epoch, (flat_params, runner.opt_state), perms
+    )
+    params = unravel(flat_params)
     infos = LossInfo(*infos.mean((0, 1)))  # fields in declaration order
 
     metrics = update_metrics(stats, infos, traj.value, targets, lr)
