@@ -37,6 +37,10 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 import cpu_gridworld  # noqa: E402
 import harness  # noqa: E402
+from train.cli import configure_host_devices  # noqa: E402
+
+# One CPU host device per core (before jax starts its backend), as jaxgrid-train runs.
+configure_host_devices()
 
 ENV_ID = "GridWorld-4x4-v0"
 OPTIMAL_RETURN = 0.8
@@ -85,18 +89,25 @@ def measure_jaxgrid_solve(num_seeds: int, num_envs: int, args) -> dict[str, Any]
     """Wall-clock until every seed's greedy policy is optimal, training all seeds in one program."""
     import jax
 
-    from train.ppo import make_hparams, make_train, rng_config, seed_keys
+    from train import distributed
+    from train.ppo import make_train, rng_config
+    from train.trainer import place_inputs
 
     config = jaxgrid_config(num_seeds, num_envs, args.solve_max_steps)
     chunk = args.chunk_updates
-    trainer = make_train(config)
-    keys, hparams = seed_keys(config.seeds), make_hparams(config)
+    # Seeds sharded over every host device, as train() and jaxgrid-train run them.
+    n_dev = len(jax.devices())
+    mesh = distributed.seed_mesh(n_dev) if n_dev > 1 else None
+    trainer = make_train(config, mesh=mesh)
+    keys, hparams = place_inputs(config, n_dev, env_parallel=False)
+    out = distributed.seed_sharding(mesh, 1) if mesh is not None else None  # leaves lead [G, S]
     start = time.perf_counter()
     with rng_config():
-        init = jax.jit(trainer.init).lower(keys).compile()
+        init = jax.jit(trainer.init, out_shardings=out).lower(keys).compile()
         runner = init(keys)
-        run_chunk = jax.jit(lambda r, h: trainer.run_updates(r, h, chunk)).lower(runner, hparams).compile()
-        evaluate = jax.jit(trainer.evaluate).lower(runner).compile()
+        run_chunk = jax.jit(lambda r, h: trainer.run_updates(r, h, chunk), out_shardings=out)
+        run_chunk = run_chunk.lower(runner, hparams).compile()
+        evaluate = jax.jit(trainer.evaluate, out_shardings=out).lower(runner).compile()
     compile_s = time.perf_counter() - start
 
     def solve_once() -> tuple[int | None, float, float, np.ndarray | None]:
@@ -107,7 +118,7 @@ def measure_jaxgrid_solve(num_seeds: int, num_envs: int, args) -> dict[str, Any]
             t0 = time.perf_counter()
             runner, _ = jax.block_until_ready(run_chunk(runner, hparams))
             t1 = time.perf_counter()
-            returns = np.asarray(evaluate(runner)).reshape(-1)
+            returns = np.asarray(evaluate(runner))[:, :num_seeds].reshape(-1)  # drop seed padding
             eval_s += time.perf_counter() - t1
             train_s += t1 - t0
             updates += chunk
@@ -418,7 +429,8 @@ def parse_args(argv=None):
     p.add_argument("--min-updates", type=int, default=2)
     p.add_argument("--max-updates", type=int, default=64)
     p.add_argument("--solve-max-steps", type=int, default=None, help="env steps per seed before giving up on solving")
-    p.add_argument("--chunk-updates", type=int, default=2, help="updates between greedy evaluations (jaxgrid)")
+    p.add_argument("--chunk-updates", type=int, default=1,
+                   help="updates between greedy evaluations (jaxgrid; 1 = after every update, as SB3's callback)")
     p.add_argument("--sb3-throughput-steps", type=int, default=None)
     p.add_argument("--sb3-repeats", type=int, default=None)
     p.add_argument("--sb3-seeds", type=int, default=None, help="SB3 seeds timed to solve (median quoted)")

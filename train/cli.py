@@ -177,7 +177,13 @@ def _enable_compilation_cache() -> str:
 
 
 class ProgressBar:
-    """A tqdm bar fed by the trainer's in-program host callback."""
+    """A tqdm bar of updates, env steps, steps/s and the latest mean return.
+
+    In a run directory (the default) it advances after every chunk of updates, from the host, so
+    every program stays cacheable by jax's persistent compilation cache; with ``--no-run-dir`` it
+    is fed by a host callback from inside the single fused program (throttled, ordered on one
+    device).
+    """
 
     def __init__(self, num_updates: int, runs: int):
         from tqdm import tqdm
@@ -294,9 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         + (", envs split over devices" if extras.env_parallel else ""),
         file=sys.stderr,
     )
-    # NOTE: every process must compile the same program, so with many hosts none has the bar's
-    # host callback.
-    bar = None if extras.quiet or many_hosts else ProgressBar(config.num_updates, runs)
+    # NOTE: every process must compile the same program, so with many hosts no program has the
+    # bar's host callback (--no-run-dir); in a run directory process 0 shows it from the host.
+    no_bar = extras.quiet or (many_hosts and (extras.no_run_dir or jax.process_index() != 0))
+    bar = None if no_bar else ProgressBar(config.num_updates, runs)
     run_dir = None
     try:
         if extras.no_run_dir:

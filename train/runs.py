@@ -107,17 +107,16 @@ class _Program:
         return self.run_chunk[n]
 
 
-def _build_program(
-    config: PPOConfig, progress: ProgressFn | None, num_devices: int, env_parallel: bool = False
-) -> _Program:
+def _build_program(config: PPOConfig, num_devices: int, env_parallel: bool = False) -> _Program:
+    """The chunked programs of ``config``; no host callback in any, so all are cacheable."""
     env_parallel = env_parallel and num_devices > 1
     keys, hparams = place_inputs(config, num_devices, env_parallel)
     if env_parallel:
         mesh = distributed.env_mesh(num_devices)
-        trainer = dataparallel.make_env_parallel_train(config, mesh, progress=progress)
+        trainer = dataparallel.make_env_parallel_train(config, mesh)
     else:
         mesh = distributed.seed_mesh(num_devices) if num_devices > 1 else None
-        trainer = make_train(config, progress=progress, ordered_progress=num_devices == 1, mesh=mesh)
+        trainer = make_train(config, mesh=mesh)
     state_out: Any = None  # output shardings of the runner state, and of metrics/returns
     out: Any = None
     if num_devices > 1:
@@ -177,7 +176,10 @@ def train_in_run_dir(
         resume: an existing run directory to continue from its last checkpoint.
         overwrite: replace an existing run directory of the same name.
         checkpoint_every: updates per chunk (a checkpoint after each); default about a tenth of the run.
-        progress: host progress callback (see ``make_train``).
+        progress: progress callback ``(update_index, env_steps, episode_return [G, S])`` (see
+            ``make_train``), called from the host after every chunk. NOTE: not from inside the
+            program: a host callback makes an executable uncacheable by jax's persistent
+            compilation cache, and chunked programs let a repeated run load every program from it.
         num_devices: devices to shard the seeds over (default all).
         tensorboard: also write TensorBoard event files (if tensorboardX is installed).
         stop_after: stop (as if interrupted) after this many updates; for tests and time budgets.
@@ -234,7 +236,7 @@ def train_in_run_dir(
     if jax.process_index() == 0:
         atomic_write_json(run_dir / "metadata.json", meta)
 
-    program = _build_program(config, progress, n_dev, env_parallel)
+    program = _build_program(config, n_dev, env_parallel)
     t_run = 0.0
     state = program.init(program.keys)
     ckpt_dir = run_dir / CHECKPOINT_DIR
@@ -284,6 +286,9 @@ def train_in_run_dir(
                 k: np.concatenate([metrics_host[k], chunk_host[k]], axis=-1) for k in chunk_host
             }
             done += n
+            if progress is not None:
+                returns = chunk_host["episode_return"][..., -1]  # [G, S] of the chunk's last update
+                progress(done - 1, done * config.batch_size, returns)
             if jax.process_index() == 0:
                 save_checkpoint(ckpt_dir, done, _checkpoint_tree(_real_seeds(state, config), metrics_host))
             stop = interrupted["flag"] or (stop_after is not None and done >= stop_after and done < total)

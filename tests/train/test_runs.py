@@ -39,8 +39,16 @@ def reference():
 
 @pytest.mark.timeout(240)
 def test_run_dir_contents_and_chunked_equals_unchunked(tmp_path, reference):
-    result, run_dir = train_in_run_dir(TINY, out=tmp_path, name="r", checkpoint_every=2, num_devices=1)
+    calls = []
+    result, run_dir = train_in_run_dir(
+        TINY, out=tmp_path, name="r", checkpoint_every=2, num_devices=1,
+        progress=lambda *a: calls.append(a),
+    )
     assert_same_training(result, reference)
+    # Progress from the host after every chunk: the last update's index, env steps, returns [G, S].
+    assert [c[0] for c in calls] == [1, 3, 5]
+    assert [c[1] for c in calls] == [2 * TINY.batch_size, 4 * TINY.batch_size, 6 * TINY.batch_size]
+    np.testing.assert_array_equal(calls[-1][2][0], reference.metrics["episode_return"][:, -1])
     for name in ("config.json", "metadata.json", "curves.csv", "results.json", "learning_curve.png"):
         assert (run_dir / name).is_file(), name
     assert load_run_config(run_dir) == TINY
@@ -140,3 +148,31 @@ def test_eval_command_reports_greedy_and_stochastic_and_writes_gif(tmp_path, ref
     missing = subprocess.run([sys.executable, "-m", "train.cli", "eval", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "is not a run directory" in missing.stderr
+
+
+def test_run_dir_programs_have_no_host_callback():
+    """Chunked programs stay cacheable by jax's persistent compilation cache (a host callback in
+    an executable makes jax skip the cache), so a repeated CLI run loads them instead of compiling."""
+    from train.runs import _build_program
+
+    program = _build_program(TINY, num_devices=1)
+    texts = [program.init.as_text(), program.evaluate.as_text(), program.chunk(2).as_text()]
+    assert all("ENTRY" in t for t in texts)
+    for text in texts:
+        assert not [t for t in custom_calls(text) if "callback" in t]
+    # The in-program progress of train.ppo.make_train does put one in: the check can fail.
+    import jax
+
+    from train.ppo import make_hparams, make_train, rng_config, seed_keys
+
+    trainer = make_train(TINY, progress=lambda *a: None)
+    with rng_config():
+        keys = seed_keys(TINY.seeds)
+        text = jax.jit(trainer.train).lower(keys, make_hparams(TINY)).compile().as_text()
+    assert [t for t in custom_calls(text) if "callback" in t]
+
+
+def custom_calls(hlo_text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r'custom_call_target="([^"]+)"', hlo_text))
