@@ -50,10 +50,14 @@ SOLVED = OPTIMAL_RETURN - 0.01
 
 # ------------------------------------------------------------------------------------------------
 # jaxgrid
-def jaxgrid_config(num_seeds: int, num_envs: int, total_timesteps: int | None = None):
+def jaxgrid_config(
+    num_seeds: int, num_envs: int, total_timesteps: int | None = None, num_steps: int | None = None
+):
     from train import PPOConfig
 
     base = PPOConfig(env_id=ENV_ID)
+    if num_steps is not None:
+        base = base.replace(num_steps=num_steps, total_timesteps=max(base.total_timesteps, num_envs * num_steps))
     kwargs: dict[str, Any] = {"seeds": tuple(range(num_seeds)), "num_envs": num_envs}
     if total_timesteps is not None:
         batch = num_envs * base.num_steps
@@ -61,19 +65,22 @@ def jaxgrid_config(num_seeds: int, num_envs: int, total_timesteps: int | None = 
     return base.replace(**kwargs)
 
 
-def measure_jaxgrid_throughput(num_seeds: int, num_envs: int, args) -> dict[str, Any]:
+def measure_jaxgrid_throughput(
+    num_seeds: int, num_envs: int, args, num_steps: int | None = None
+) -> dict[str, Any]:
     """``train(config)`` once to compile (timed apart), then ``repeats`` timed runs of the compiled program."""
     from train import train
 
-    batch = num_envs * jaxgrid_config(1, num_envs).num_steps
+    batch = num_envs * jaxgrid_config(1, num_envs, num_steps=num_steps).num_steps
     num_updates = int(np.clip(args.train_budget // (num_seeds * batch), args.min_updates, args.max_updates))
-    config = jaxgrid_config(num_seeds, num_envs, num_updates * batch)
+    config = jaxgrid_config(num_seeds, num_envs, num_updates * batch, num_steps=num_steps)
     first = train(config)
     runs = [first.run_seconds] + [train(config).run_seconds for _ in range(args.repeats - 1)]
     run_s = statistics.median(runs)
     return {
         "num_seeds": num_seeds,
         "num_envs": num_envs,
+        "num_steps": config.num_steps,
         "total_timesteps_per_seed": config.env_steps_per_seed,
         "num_updates": config.num_updates,
         "env_steps": first.env_steps,
@@ -315,7 +322,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"wspace": 0.55})
     labels, values, colors = [], [], []
     for row in payload["jaxgrid_throughput"]:
-        labels.append(f"jaxgrid\n{row['num_seeds']} seeds x {row['num_envs']} envs")
+        labels.append(f"jaxgrid\n{row['num_seeds']} seeds x {row['num_envs']} envs x {row.get('num_steps', 32)}")
         values.append(row["steps_per_s"])
         colors.append("C0")
     for row in payload["sb3_throughput"]:
@@ -363,7 +370,10 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
 
     sb3_rates = [r["steps_per_s"] for r in payload["sb3_throughput"]]
     sb3_best = max(sb3_rates) if sb3_rates else None
-    jg_default = find(payload["jaxgrid_throughput"], num_seeds=8, num_envs=16)
+    jg_default = find(payload["jaxgrid_throughput"], num_seeds=8, num_envs=16, num_steps=32)
+    # PureJaxRL's configuration (4 envs x 128 steps, 4 epochs x 4 minibatches, 64x64 tanh); the
+    # issue quotes PureJaxRL at ~240k steps/s (1 seed) and 300-335k (8 seeds) on this machine class.
+    pjr = {n: find(payload["jaxgrid_throughput"], num_seeds=n, num_envs=4, num_steps=128) for n in (1, 8)}
     jg_best = max(payload["jaxgrid_throughput"], key=lambda r: r["steps_per_s"], default=None)
     # SB3's time to solve one seed: the median over seeds, on whichever env makes SB3 fastest.
     by_env: dict[str, list[float]] = {}
@@ -377,10 +387,13 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
         "sb3_steps_per_s_best": sb3_best,
         "jaxgrid_8x16_steps_per_s": jg_default and jg_default["steps_per_s"],
         "jaxgrid_best_steps_per_s": jg_best and jg_best["steps_per_s"],
-        "jaxgrid_best_config": jg_best and f"{jg_best['num_seeds']} seeds x {jg_best['num_envs']} envs",
+        "jaxgrid_best_config": jg_best and f"{jg_best['num_seeds']} seeds x {jg_best['num_envs']} envs x {jg_best['num_steps']} steps",
         "throughput_ratio_8x16_vs_sb3": ratio(jg_default and jg_default["steps_per_s"], sb3_best),
         "throughput_ratio_best_vs_sb3": ratio(jg_best and jg_best["steps_per_s"], sb3_best),
         "throughput_target": 100.0,
+        "purejaxrl_config_1_seed_steps_per_s": pjr[1] and pjr[1]["steps_per_s"],
+        "purejaxrl_config_8_seeds_steps_per_s": pjr[8] and pjr[8]["steps_per_s"],
+        "purejaxrl_config_targets_steps_per_s": {"1_seed": 1.3 * 240e3, "8_seeds": 1.3 * 300e3},
         "sb3_time_to_solve_1_seed_s": sb3_solve,
         "sb3_solved_seeds": {env: len(v) for env, v in by_env.items()},
         "sb3_seeds_tried": len(payload["sb3_solve"]),
@@ -393,13 +406,13 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_tables(payload: dict[str, Any]) -> None:
-    print("\n| trainer | seeds x envs | env steps/s | run s | compile s |")
+    print("\n| trainer | seeds x envs x steps | env steps/s | run s | compile s |")
     print("| --- | --- | ---: | ---: | ---: |")
     for r in payload["jaxgrid_throughput"]:
-        print(f"| jaxgrid PPO | {r['num_seeds']} x {r['num_envs']} | {harness.format_rate(r['steps_per_s'])} | "
+        print(f"| jaxgrid PPO | {r['num_seeds']} x {r['num_envs']} x {r['num_steps']} | {harness.format_rate(r['steps_per_s'])} | "
               f"{r['run_s']:.2f} | {r['compile_s']:.1f} |")
     for r in payload["sb3_throughput"]:
-        print(f"| SB3 PPO ({r['env']}) | 1 x 16 | {harness.format_rate(r['steps_per_s'])} | {r['run_s']:.2f} | - |")
+        print(f"| SB3 PPO ({r['env']}) | 1 x 16 x 32 | {harness.format_rate(r['steps_per_s'])} | {r['run_s']:.2f} | - |")
     print("\n| trainer | seeds solved | env steps per seed | time to solve s | compile s |")
     print("| --- | --- | ---: | ---: | ---: |")
     for r in payload["jaxgrid_solve"]:
@@ -421,7 +434,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: fewer configs, small budgets")
     p.add_argument("--configs", nargs="+", default=None,
-                   help="throughput points as SEEDSxENVS (default 1x16 8x16 64x16 8x256 64x256)")
+                   help="throughput points as SEEDSxENVS or SEEDSxENVSxSTEPS (rollout length; default 32). "
+                        "Default: 1x16 8x16 64x16 8x256 64x256, and PureJaxRL's 4 envs x 128 steps as 1x4x128 8x4x128")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seed counts timed to solve (default 1 8 64)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per jaxgrid throughput point")
     p.add_argument("--train-budget", type=int, default=None,
@@ -442,7 +456,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     quick = args.quick
     defaults = {
-        "configs": ["1x16", "8x16"] if quick else ["1x16", "8x16", "64x16", "8x256", "64x256"],
+        "configs": ["1x16", "8x16"] if quick else ["1x16", "8x16", "64x16", "8x256", "64x256", "1x4x128", "8x4x128"],
         "seeds": [1, 8] if quick else [1, 8, 64],
         "repeats": 2 if quick else 3,
         "train_budget": 2**15 if quick else 2**20,
@@ -475,10 +489,10 @@ def main(argv=None) -> int:
         "skipped": [],
     }
     for point in args.configs:
-        num_seeds, num_envs = (int(x) for x in point.lower().split("x"))
-        row = measure_jaxgrid_throughput(num_seeds, num_envs, args)
+        num_seeds, num_envs, *steps = (int(x) for x in point.lower().split("x"))
+        row = measure_jaxgrid_throughput(num_seeds, num_envs, args, num_steps=steps[0] if steps else None)
         payload["jaxgrid_throughput"].append(row)
-        print(f"jaxgrid throughput {num_seeds:>3d} seeds x {num_envs:>4d} envs: "
+        print(f"jaxgrid throughput {num_seeds:>3d} seeds x {num_envs:>4d} envs x {row['num_steps']:>3d} steps: "
               f"{harness.format_rate(row['steps_per_s'])} steps/s (run {row['run_s']:.2f}s, compile {row['compile_s']:.1f}s)",
               flush=True)
     for num_seeds in args.seeds:

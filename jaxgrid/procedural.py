@@ -110,6 +110,11 @@ class ProceduralGridWorld(GridWorld):
         )
         return self.get_obs(state, params), state
 
+    def move(self, state: ProceduralState, action: jax.Array, params: GridParams) -> tuple[jax.Array, jax.Array]:
+        # The layout is per env (in the state): two gathers from it, no table per step.
+        pos = self.next_pos(state, action, params)
+        return pos, self.cell_kinds(state, params).at[pos].get(mode="promise_in_bounds")
+
     def next_pos(self, state: ProceduralState, action: jax.Array, params: GridParams) -> jax.Array:
         target = self._open_moves[state.pos, action]
         return jnp.where(state.cell_kind[target] == WALL, state.pos, target)
