@@ -49,7 +49,7 @@ ASYNC_MAX_ENVS = 16  # AsyncVectorEnv: one process per env; more than a handful 
 # ------------------------------------------------------------------------------------------------
 # JAX builders: each returns (fn, args); the caller jits, compiles (timed apart) and times fn(*args).
 def build_gymnax_scan(
-    env, params, num_envs: int, num_steps: int, random_actions: bool, sharding=None
+    env, params, num_envs: int, num_steps: int, random_actions: bool, sharding=None, unroll: int = 1
 ) -> tuple[Callable, tuple]:
     """``num_steps`` steps of ``num_envs`` envs of any gymnax-API env in one ``lax.scan``.
 
@@ -57,6 +57,7 @@ def build_gymnax_scan(
         env, params: a gymnax ``Environment`` and its params (jaxgrid or gymnax).
         random_actions: draw actions inside the program (else they are an input, made beforehand).
         sharding: a ``NamedSharding`` over the env axis, or None for one device.
+        unroll: ``lax.scan``'s ``unroll`` (steps per loop iteration).
     """
     import jax
     import jax.numpy as jnp
@@ -93,7 +94,7 @@ def build_gymnax_scan(
 
         acc = constrain(jnp.zeros(num_envs, jnp.float32))
         xs = actions if not random_actions else jnp.zeros((num_steps, 0), jnp.int32)
-        (state, acc, _), _ = jax.lax.scan(body, (state, acc, key), xs)
+        (state, acc, _), _ = jax.lax.scan(body, (state, acc, key), xs, unroll=unroll)
         return state, acc
 
     return run, (state, actions if not random_actions else None, key_run)
@@ -109,7 +110,9 @@ def measure_jax(
     min_steps: int = 64, repeats: int | None = None,
 ) -> dict[str, Any]:
     num_steps = jax_num_steps(num_envs, args.jax_budget if budget is None else budget, min_steps)
-    fn, inputs = build_gymnax_scan(env, params, num_envs, num_steps, random_actions, sharding)
+    fn, inputs = build_gymnax_scan(
+        env, params, num_envs, num_steps, random_actions, sharding, unroll=getattr(args, "unroll", 1)
+    )
     timing = harness.time_jax(fn, inputs, args.repeats if repeats is None else repeats)
     return result_row(num_envs, num_steps, timing)
 
@@ -394,7 +397,7 @@ def run_devices_child(args) -> None:
 def run_devices(runner: Runner, sizes, num_devices: int = 2) -> None:
     cmd = [
         sys.executable, __file__, "--devices-child", "--repeats", str(runner.args.repeats),
-        "--jax-budget", str(runner.args.jax_budget), "--sizes", *map(str, sizes),
+        "--jax-budget", str(runner.args.jax_budget), "--unroll", str(runner.args.unroll), "--sizes", *map(str, sizes),
     ]
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(num_devices), "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
@@ -497,6 +500,7 @@ def parse_args(argv=None):
     p.add_argument("--cpu-target-s", type=float, default=None, help="seconds per timed repeat of a Python/NumPy env")
     p.add_argument("--max-python-envs", type=int, default=SYNC_MAX_ENVS, help="largest SyncVectorEnv")
     p.add_argument("--no-devices", action="store_true", help="skip the 2-host-device subprocess")
+    p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll of the JAX loops (default 1: plain scan)")
     p.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "env_throughput.json")
     p.add_argument("--devices-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
