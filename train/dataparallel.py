@@ -23,15 +23,11 @@ import dataclasses
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 from jax import lax
-from jax.flatten_util import ravel_pytree
 from jax.sharding import PartitionSpec as P
 
-from train import networks
 from train.config import PPOConfig
-from train.gae import compute_gae
-from train.losses import LossInfo, normalize_advantages
+from train.losses import normalize_advantages
 from train.ppo import (
     HParams,
     ProgressFn,
@@ -42,13 +38,14 @@ from train.ppo import (
     learning_rate_at,
     make_setup,
     make_train,
-    minibatch_loss,
+    next_runner,
     pack_batch,
-    permutations_from_bits,
     resolve_seed_batching,
+    rollout_batch,
+    sgd_epochs,
     update_metrics,
+    update_randomness,
 )
-from train.rollout import collect_rollout
 
 
 def check_env_parallel(config: PPOConfig, num_devices: int) -> None:
@@ -73,40 +70,17 @@ def update_step_env_parallel(
     ``runner.env`` leaves hold this device's ``[N / num_shards, ...]`` envs; every other leaf is
     replicated. Returns the same metrics as ``update_step`` (replicated).
     """
-    config, spec = setup.config, setup.spec
-    T, N, A = config.num_steps, config.num_envs, spec.action_dim
-    B, E = T * N, config.update_epochs
+    config = setup.config
+    T, N = config.num_steps, config.num_envs
+    B = T * N
     n_local = N // num_shards
     shard = lax.axis_index(axis_name)
 
-    # The same two random sites as update_step, drawn whole; this device keeps its envs' share.
-    keys = jax.random.split(runner.key, 2 + B)
-    key, key_bits = keys[0], keys[1]
-    env_keys = keys[2:].reshape((T, N) + keys.shape[1:])
-    bits = jax.random.bits(key_bits, (B * A + E * B,), jnp.uint32)
-    action_uniforms = networks.uniform_from_bits(bits[: B * A]).reshape(T, N, A)
-    perms = permutations_from_bits(bits[B * A :].reshape(E, B))
+    # The same randomness as update_step, drawn whole; this device keeps its envs' share.
+    key, env_keys, action_uniforms, perms = update_randomness(runner.key, config, setup.spec)
     local = lambda x: lax.dynamic_slice_in_dim(x, shard * n_local, n_local, axis=1)  # noqa: E731
-    env_carry, traj, stats = collect_rollout(
-        local(env_keys), local(action_uniforms), *setup.rollout_policy(runner.params), spec,
-        runner.env,
-    )
-
-    flat = lambda x: x.reshape((T * n_local,) + x.shape[2:])  # noqa: E731
-    next_values = setup.value(runner.params, flat(traj.next_obs)).reshape(T, n_local)
-    advantages, targets = compute_gae(
-        traj.reward, traj.value, next_values, traj.terminated, traj.done, hp.gamma, hp.gae_lambda
-    )
-    packed_local, unpack = pack_batch(
-        {
-            "obs": flat(traj.obs),
-            "action": flat(traj.action),
-            "log_prob": flat(traj.log_prob),
-            "value": flat(traj.value),
-            "advantage": flat(advantages),
-            "target": flat(targets),
-        }
-    )
+    env_carry, stats, batch = rollout_batch(local(env_keys), local(action_uniforms), runner, hp, setup)
+    packed_local, unpack = pack_batch(batch)
     # [T, N/D, C] from every device -> [T, N, C] (env n = device * N/D + local env) -> [T·N, C]:
     # the one-device batch, row t·N + n.
     width = packed_local.shape[-1]
@@ -116,27 +90,12 @@ def update_step_env_parallel(
     full = unpack(packed)
 
     lr = learning_rate_at(runner.update_step, hp, config)
-    tx = setup.optimizer(hp.max_grad_norm)
     # The loss sees advantages already normalised over the whole minibatch (below).
     loss_setup = dataclasses.replace(setup, config=config.replace(normalize_advantage=False))
-    grad_fn = jax.grad(minibatch_loss, has_aux=True)
     num_mb, mb_size = config.num_minibatches, config.minibatch_size
     mb_local = mb_size // num_shards
 
-    def sgd_step(carry, xs):
-        params, opt_state = carry
-        minibatch, adv = xs
-        batch = dict(unpack(minibatch), advantage=adv)
-        grads, info = grad_fn(params, batch, hp, loss_setup)
-        # NOTE: shard_map(check_vma=False): grad does not psum by itself; the mean of the
-        # devices' equal-sized slice means is the minibatch mean.
-        grads, info = lax.pmean((grads, info), axis_name)
-        flat_params, unravel = ravel_pytree(params)
-        updates, opt_state = tx.update(ravel_pytree(grads)[0], opt_state)
-        params = unravel(flat_params - lr * updates)
-        return (params, opt_state), jnp.stack(jax.tree.leaves(info))
-
-    def epoch(carry, perm):
+    def epoch_inputs(perm):
         # This device's slice of every global minibatch: [num_mb, D, mb/D] -> [num_mb, mb/D].
         index = perm.reshape(num_mb, num_shards, mb_local)
         adv = full["advantage"][perm].reshape(num_mb, mb_size)
@@ -144,23 +103,24 @@ def update_step_env_parallel(
             adv = jax.vmap(normalize_advantages)(adv)
         adv = adv.reshape(num_mb, num_shards, mb_local)
         mine = lambda x: lax.dynamic_index_in_dim(x, shard, axis=1, keepdims=False)  # noqa: E731
-        return lax.scan(sgd_step, carry, (packed[mine(index)], mine(adv)))
+        return packed[mine(index)], mine(adv)
 
-    (params, opt_state), infos = lax.scan(epoch, (runner.params, runner.opt_state), perms)
-    infos = LossInfo(*infos.mean((0, 1)))
+    def to_batch(xs):
+        minibatch, adv = xs
+        return dict(unpack(minibatch), advantage=adv)
+
+    # NOTE: shard_map(check_vma=False): grad does not psum by itself; the mean of the devices'
+    # equal-sized slice means is the minibatch mean.
+    params, opt_state, infos = sgd_epochs(
+        runner, perms, epoch_inputs, to_batch, hp, loss_setup, lr,
+        reduce=lambda grads_info: lax.pmean(grads_info, axis_name),
+    )
 
     stats = jax.tree.map(lambda x: lax.psum(x, axis_name), stats)
     metrics = update_metrics(
         stats, infos, full["value"].reshape(T, N), full["target"].reshape(T, N), lr
     )
-    new_runner = RunnerState(
-        params=params,
-        opt_state=opt_state,
-        env=env_carry,
-        key=key,
-        update_step=runner.update_step + 1,
-    )
-    return new_runner, metrics
+    return next_runner(runner, params, opt_state, env_carry, key), metrics
 
 
 def runner_specs(axis_name: str) -> RunnerState:

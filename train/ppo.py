@@ -310,31 +310,38 @@ def learning_rate_at(update_step: jax.Array, hp: HParams, config: PPOConfig) -> 
     return hp.learning_rate * (1.0 - update_step.astype(jnp.float32) / config.num_updates)
 
 
-def update_step(
-    runner: RunnerState, hp: HParams, setup: TrainSetup
-) -> tuple[RunnerState, dict[str, jax.Array]]:
-    """One PPO update of one seed: rollout, GAE, ``update_epochs`` passes of minibatch SGD."""
-    config, spec = setup.config, setup.spec
-    # NOTE: a whole update's randomness comes from two random sites (each site costs XLA compile
-    # time): one split for the next key, the bits key and the env-step keys; one bits draw for
-    # the action samples and the epoch shuffles.
+def update_randomness(
+    key: jax.Array, config: PPOConfig, spec: EnvSpec
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """A whole update's randomness: ``(next key, env-step keys [T, N], action uniforms [T, N, A],
+    epoch permutations [E, T * N])``.
+
+    NOTE: two random sites (each costs XLA compile time): one split for the next key, the bits
+    key and the env-step keys; one bits draw for the action samples and the epoch shuffles.
+    """
     T, N, A = config.num_steps, config.num_envs, spec.action_dim
     B, E = T * N, config.update_epochs
-    keys = jax.random.split(runner.key, 2 + B)
-    key, key_bits = keys[0], keys[1]
+    keys = jax.random.split(key, 2 + B)
     env_keys = keys[2:].reshape((T, N) + keys.shape[1:])
-    bits = jax.random.bits(key_bits, (B * A + E * B,), jnp.uint32)
+    bits = jax.random.bits(keys[1], (B * A + E * B,), jnp.uint32)
     action_uniforms = networks.uniform_from_bits(bits[: B * A]).reshape(T, N, A)
     perms = permutations_from_bits(bits[B * A :].reshape(E, B))
-    env_carry, traj, stats = collect_rollout(
-        env_keys, action_uniforms, *setup.rollout_policy(runner.params), spec, runner.env
-    )
+    return keys[0], env_keys, action_uniforms, perms
 
+
+def rollout_batch(
+    env_keys: jax.Array, action_uniforms: jax.Array, runner: RunnerState, hp: HParams, setup: TrainSetup
+) -> tuple[EnvCarry, Any, dict[str, jax.Array]]:
+    """Rollout and GAE: ``(env carry, episode stats, batch)``, batch leaves ``[T * n, ...]`` for the
+    ``n`` envs of ``env_keys`` ``[T, n]`` (row ``t * n + env``)."""
+    env_carry, traj, stats = collect_rollout(
+        env_keys, action_uniforms, *setup.rollout_policy(runner.params), setup.spec, runner.env
+    )
+    T, n = traj.reward.shape
+    flat = lambda x: x.reshape((T * n,) + x.shape[2:])  # noqa: E731
     # V of the true next state s'_t (the final observation where an episode ended): one batched
     # critic pass over the whole rollout.
-    flat = lambda x: x.reshape((T * N,) + x.shape[2:])  # noqa: E731
-    next_values = setup.value(runner.params, flat(traj.next_obs))
-    next_values = next_values.reshape(T, N)
+    next_values = setup.value(runner.params, flat(traj.next_obs)).reshape(T, n)
     advantages, targets = compute_gae(
         traj.reward, traj.value, next_values, traj.terminated, traj.done, hp.gamma, hp.gae_lambda
     )
@@ -346,43 +353,84 @@ def update_step(
         "advantage": flat(advantages),
         "target": flat(targets),
     }
-    packed, unpack = pack_batch(batch)
+    return env_carry, stats, batch
 
-    lr = learning_rate_at(runner.update_step, hp, config)
+
+def sgd_epochs(
+    runner: RunnerState,
+    perms: jax.Array,
+    epoch_inputs: Callable[[jax.Array], Any],
+    to_batch: Callable[[Any], dict[str, jax.Array]],
+    hp: HParams,
+    setup: TrainSetup,
+    lr: jax.Array,
+    reduce: Callable[[Any], Any] | None = None,
+) -> tuple[Any, Any, LossInfo]:
+    """``update_epochs`` passes of minibatch SGD: ``(params, opt_state, mean loss terms)``.
+
+    Args:
+        perms: ``[E, B]`` one permutation of the batch per epoch.
+        epoch_inputs: ``perm -> xs``, the scan inputs of one epoch, one per minibatch.
+        to_batch: one minibatch's ``xs`` -> the ``minibatch_loss`` batch.
+        reduce: applied to ``(grads, loss info)`` before the optimiser step (e.g. a ``pmean``
+            over devices that each hold a slice of the minibatch).
+    """
     tx = setup.optimizer(hp.max_grad_norm)
     # NOTE: the epochs carry the parameters as one flat vector: the loss unravels it (slices),
     # so each SGD step concatenates only the gradient, not the parameters too.
     flat_params, unravel = ravel_pytree(runner.params)
-    grad_fn = jax.grad(lambda flat, *a: minibatch_loss(unravel(flat), *a), has_aux=True)
-    num_mb, mb_size = config.num_minibatches, config.minibatch_size
+    grad_fn = jax.grad(
+        lambda flat, batch: minibatch_loss(unravel(flat), batch, hp, setup), has_aux=True
+    )
 
-    def sgd_step(carry, minibatch):
+    def sgd_step(carry, xs):
         flat, opt_state = carry
-        grads, info = grad_fn(flat, unpack(minibatch), hp, setup)
+        grads_info = grad_fn(flat, to_batch(xs))
+        grads, info = grads_info if reduce is None else reduce(grads_info)
         updates, opt_state = tx.update(grads, opt_state)
         # NOTE: one packed [6] output instead of six scalars (one kernel per scan output).
         return (flat - lr * updates, opt_state), jnp.stack(jax.tree.leaves(info))
 
     def epoch(carry, perm):
+        return jax.lax.scan(sgd_step, carry, epoch_inputs(perm))
+
+    (flat_params, opt_state), infos = jax.lax.scan(epoch, (flat_params, runner.opt_state), perms)
+    return unravel(flat_params), opt_state, LossInfo(*infos.mean((0, 1)))  # declaration order
+
+
+def update_step(
+    runner: RunnerState, hp: HParams, setup: TrainSetup
+) -> tuple[RunnerState, dict[str, jax.Array]]:
+    """One PPO update of one seed: rollout, GAE, ``update_epochs`` passes of minibatch SGD."""
+    config = setup.config
+    key, env_keys, action_uniforms, perms = update_randomness(runner.key, config, setup.spec)
+    env_carry, stats, batch = rollout_batch(env_keys, action_uniforms, runner, hp, setup)
+    packed, unpack = pack_batch(batch)
+    num_mb, mb_size = config.num_minibatches, config.minibatch_size
+    lr = learning_rate_at(runner.update_step, hp, config)
+    params, opt_state, infos = sgd_epochs(
+        runner,
+        perms,
         # NOTE: one gather of the packed [B, D] batch per epoch, then a free reshape.
-        minibatches = packed[perm].reshape(num_mb, mb_size, packed.shape[-1])
-        return jax.lax.scan(sgd_step, carry, minibatches)
-
-    (flat_params, opt_state), infos = jax.lax.scan(
-        epoch, (flat_params, runner.opt_state), perms
+        lambda perm: packed[perm].reshape(num_mb, mb_size, packed.shape[-1]),
+        unpack,
+        hp,
+        setup,
+        lr,
     )
-    params = unravel(flat_params)
-    infos = LossInfo(*infos.mean((0, 1)))  # fields in declaration order
+    T, N = config.num_steps, config.num_envs
+    values, targets = batch["value"].reshape(T, N), batch["target"].reshape(T, N)
+    metrics = update_metrics(stats, infos, values, targets, lr)
+    return next_runner(runner, params, opt_state, env_carry, key), metrics
 
-    metrics = update_metrics(stats, infos, traj.value, targets, lr)
-    new_runner = RunnerState(
-        params=params,
-        opt_state=opt_state,
-        env=env_carry,
-        key=key,
-        update_step=runner.update_step + 1,
+
+def next_runner(
+    runner: RunnerState, params: Any, opt_state: Any, env: EnvCarry, key: jax.Array
+) -> RunnerState:
+    """The runner state after one update of ``runner``."""
+    return RunnerState(
+        params=params, opt_state=opt_state, env=env, key=key, update_step=runner.update_step + 1
     )
-    return new_runner, metrics
 
 
 def update_metrics(
@@ -494,6 +542,7 @@ class Trainer:
     run_updates: Callable[..., tuple[RunnerState, dict[str, jax.Array]]]
     evaluate: Callable[[RunnerState], jax.Array]
     train: Callable[[jax.Array, HParams], tuple[RunnerState, dict[str, jax.Array], jax.Array]]
+    run_until: Callable[..., tuple[RunnerState, jax.Array, jax.Array]]
 
 
 def rng_config():
@@ -596,6 +645,34 @@ def make_train(
         runner, metrics = run_updates(runner, hparams, config.num_updates)
         return runner, metrics, evaluate_all(runner)
 
+    def run_until(
+        runner: RunnerState, hparams: HParams, max_updates: int, target_return: float
+    ) -> tuple[RunnerState, jax.Array, jax.Array]:
+        """Updates every run until each one's greedy return (``evaluate``, after every update)
+        reaches ``target_return``, or ``max_updates`` updates: one program, one call.
+
+        Returns ``(runner, updates done (), greedy returns [G, S])``. The updates are the same as
+        ``run_updates``' (evaluating does not touch the training keys); no metrics are kept.
+        """
+
+        def running(carry):
+            _, done, returns = carry
+            return (done < max_updates) & ~jnp.all(returns >= target_return)
+
+        def body(carry):
+            runner, done, _ = carry
+            runner, _ = batched_update(runner, hparams)
+            return runner, done + 1, evaluate_all(runner)
+
+        lead = runner.update_step.shape
+        init_carry = (runner, jnp.int32(0), jnp.full(lead, -jnp.inf, jnp.float32))
+        return jax.lax.while_loop(running, body, init_carry)
+
     return Trainer(
-        setup=setup, init=init, run_updates=run_updates, evaluate=evaluate_all, train=train
+        setup=setup,
+        init=init,
+        run_updates=run_updates,
+        evaluate=evaluate_all,
+        train=train,
+        run_until=run_until,
     )

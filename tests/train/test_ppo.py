@@ -123,6 +123,31 @@ def test_chunked_updates_equal_one_call():
         )
 
 
+def test_run_until__stops_when_every_seed_is_solved_and_trains_as_run_updates():
+    config = PPOConfig(seeds=(0, 1, 2), total_timesteps=16 * 512)
+    trainer = ppo.make_train(config)
+    keys, hparams = ppo.seed_keys(config.seeds), ppo.make_hparams(config)
+    with ppo.rng_config():
+        state = jax.jit(trainer.init)(keys)
+        until = jax.jit(trainer.run_until, static_argnums=(2, 3))
+        run = jax.jit(trainer.run_updates, static_argnums=2)
+        evaluate = jax.jit(trainer.evaluate)
+        # An unreachable target runs every allowed update: the same training as run_updates.
+        capped, done, returns = until(state, hparams, 3, 10.0)
+        assert int(done) == 3
+        chex.assert_trees_all_equal(capped, run(state, hparams, 3)[0])
+        np.testing.assert_array_equal(returns, evaluate(capped))
+        # The real target: stops at the first update after which every seed's greedy return is
+        # optimal (0.8), and not one update later.
+        solved, done, returns = until(state, hparams, config.num_updates, 0.79)
+        done = int(done)
+        assert 1 <= done < config.num_updates
+        assert np.all(np.asarray(returns) >= 0.79)
+        before = evaluate(run(state, hparams, done - 1)[0]) if done > 1 else np.zeros(3)
+        assert not np.all(np.asarray(before) >= 0.79)
+        chex.assert_trees_all_equal(solved, run(state, hparams, done)[0])
+
+
 def test_update_step_traces_once():
     config = PPOConfig(seeds=(0,), **TINY)
     setup = ppo.make_setup(config)
