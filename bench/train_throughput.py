@@ -107,8 +107,9 @@ def measure_jaxgrid_solve(num_seeds: int, num_envs: int, args) -> dict[str, Any]
     from train.trainer import place_inputs
 
     config = jaxgrid_config(num_seeds, num_envs, args.solve_max_steps)
-    # Seeds sharded over every host device, as train() and jaxgrid-train run them.
-    n_dev = len(jax.devices())
+    # Seeds sharded over the host devices, as train() and jaxgrid-train run them; here only over as
+    # many devices as divide the seeds, so no padding seed (which would have to solve too) is added.
+    n_dev = max(d for d in range(1, len(jax.devices()) + 1) if num_seeds % d == 0)
     mesh = distributed.seed_mesh(n_dev) if n_dev > 1 else None
     trainer = make_train(config, mesh=mesh)
     keys, hparams = place_inputs(config, n_dev, env_parallel=False)
@@ -121,24 +122,39 @@ def measure_jaxgrid_solve(num_seeds: int, num_envs: int, args) -> dict[str, Any]
             lambda r, h: trainer.run_until(r, h, config.num_updates, SOLVED),
             out_shardings=(out, None, out),
         ).lower(runner, hparams).compile()
+        update = jax.jit(lambda r, h: trainer.run_updates(r, h, 1), out_shardings=out)
+        update = update.lower(runner, hparams).compile()
+        evaluate = jax.jit(trainer.evaluate, out_shardings=out).lower(runner).compile()
     compile_s = time.perf_counter() - start
 
     def solve_once() -> tuple[int, float, np.ndarray]:
         runner = jax.block_until_ready(init(keys))
         t0 = time.perf_counter()
         _, updates, returns = jax.block_until_ready(solve(runner, hparams))
-        seconds = time.perf_counter() - t0
-        # Padding seeds (if any) are trained and must solve too; only the real ones are reported.
-        return int(updates), seconds, np.asarray(returns)[:, :num_seeds].reshape(-1)
+        return int(updates), time.perf_counter() - t0, np.asarray(returns).reshape(-1)
+
+    def solve_stepwise() -> tuple[int | None, float]:
+        """SB3's protocol: one call per update, the greedy evaluation after each one not timed."""
+        runner = jax.block_until_ready(init(keys))
+        train_s = 0.0
+        for updates in range(1, config.num_updates + 1):
+            t0 = time.perf_counter()
+            runner, _ = jax.block_until_ready(update(runner, hparams))
+            train_s += time.perf_counter() - t0
+            if (np.asarray(evaluate(runner)) >= SOLVED).all():
+                return updates, train_s
+        return None, train_s
 
     # Training is deterministic, so every repeat solves after the same updates; only the time varies.
     runs = [solve_once() for _ in range(args.repeats)]
     updates, _, returns = runs[0]
     solved = bool((returns >= SOLVED).all())
+    stepwise = [solve_stepwise() for _ in range(args.repeats)]
     times = [r[1] for r in runs]
     return {
         "num_seeds": num_seeds,
         "num_envs": num_envs,
+        "num_devices": n_dev,
         "max_updates": config.num_updates,
         "compile_s": compile_s,
         "solved": solved,
@@ -147,6 +163,9 @@ def measure_jaxgrid_solve(num_seeds: int, num_envs: int, args) -> dict[str, Any]
         "time_to_solve_s": statistics.median(times) if solved else None,
         "repeats_s": times,
         "greedy_evaluation": "inside the timed call, after every update",
+        "stepwise_updates_to_solve": stepwise[0][0],
+        "stepwise_time_to_solve_s": statistics.median(r[1] for r in stepwise) if stepwise[0][0] else None,
+        "stepwise_repeats_s": [r[1] for r in stepwise],
         "final_greedy_returns": returns.tolist(),
     }
 
@@ -396,6 +415,8 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
         "jaxgrid_time_to_solve_8_seeds_s": jg8 and jg8["time_to_solve_s"],
         "jaxgrid_compile_s_8_seeds": jg8 and jg8["compile_s"],
         "solve_ratio_sb3_1_vs_jaxgrid_8": ratio(sb3_solve, jg8 and jg8["time_to_solve_s"]),
+        "jaxgrid_stepwise_time_to_solve_8_seeds_s": jg8 and jg8["stepwise_time_to_solve_s"],
+        "solve_ratio_sb3_1_vs_jaxgrid_8_stepwise": ratio(sb3_solve, jg8 and jg8["stepwise_time_to_solve_s"]),
         "solve_ratio_including_compile": ratio(sb3_solve, jg8 and jg8["time_to_solve_s"] + jg8["compile_s"]),
         "solve_target": 20.0,
     }
@@ -413,17 +434,21 @@ def print_tables(payload: dict[str, Any]) -> None:
     print("| --- | --- | ---: | ---: | ---: |")
     for r in payload["jaxgrid_solve"]:
         solved = f"all {r['num_seeds']}" if r["solved"] else f"not all {r['num_seeds']} in {r['max_updates']} updates"
-        tts = f"{r['time_to_solve_s']:.2f}" if r["solved"] else "-"
+        tts = f"{r['time_to_solve_s']:.3f}" if r["solved"] else "-"
         steps = r["env_steps_per_seed_to_solve"] if r["solved"] else "-"
-        print(f"| jaxgrid PPO ({r['num_envs']} envs) | {solved} | {steps} | {tts} | {r['compile_s']:.1f} |")
+        print(f"| jaxgrid PPO ({r['num_envs']} envs), one call, evaluations inside | {solved} | {steps} | {tts} | {r['compile_s']:.1f} |")
+        if r.get("stepwise_time_to_solve_s") is not None:
+            steps = r["stepwise_updates_to_solve"] * r["env_steps_per_seed_to_solve"] // r["updates_to_solve"]
+            print(f"| jaxgrid PPO ({r['num_envs']} envs), a call per update, evaluations not timed | {solved} | {steps} | "
+                  f"{r['stepwise_time_to_solve_s']:.3f} | - |")
     one = payload.get("jaxgrid_one_call")
     if one:
         print(f"| jaxgrid train() defaults, one call | {'all' if one['all_optimal'] else 'not all'} {one['num_seeds']} | "
               f"{one['total_timesteps_per_seed']} | {one['run_s']:.2f} (whole budget) | {one['compile_s']:.1f} |")
     for r in payload["sb3_solve"]:
-        tts = f"{r['time_to_solve_s']:.2f}" if r["solved"] else f"not in {r['max_steps']} steps"
+        tts = f"{r['time_to_solve_s']:.3f}" if r["solved"] else f"not in {r['max_steps']} steps"
         steps = r["env_steps_to_solve"] if r["solved"] else "-"
-        print(f"| SB3 PPO ({r['env']}, seed {r['seed']}) | {'1' if r['solved'] else '0'} | {steps} | {tts} | - |")
+        print(f"| SB3 PPO ({r['env']}, seed {r['seed']}), evaluations not timed | {'1' if r['solved'] else '0'} | {steps} | {tts} | - |")
 
 
 def parse_args(argv=None):
@@ -493,7 +518,9 @@ def main(argv=None) -> int:
         row = measure_jaxgrid_solve(num_seeds, 16, args)
         payload["jaxgrid_solve"].append(row)
         print(f"jaxgrid solve {num_seeds:>3d} seeds: solved={row['solved']} after {row['updates_to_solve']} updates, "
-              f"{row['time_to_solve_s'] if row['solved'] else float('nan'):.3f}s (compile {row['compile_s']:.1f}s)", flush=True)
+              f"{row['time_to_solve_s'] if row['solved'] else float('nan'):.3f}s in one call, "
+              f"{row['stepwise_time_to_solve_s'] or float('nan'):.3f}s a call per update "
+              f"(compile {row['compile_s']:.1f}s, {row['num_devices']} device(s))", flush=True)
     if not args.quick:  # the default budget takes a while: not in a smoke run
         row = payload["jaxgrid_one_call"] = measure_jaxgrid_one_call(8)
         print(f"jaxgrid train(PPOConfig(seeds=range(8))) defaults: compile {row['compile_s']:.1f}s, run {row['run_s']:.2f}s, "
