@@ -336,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
             bar.close()
     print(report.format_table(report.summarize_result(result)))
     if run_dir is not None:
-        print(f"run directory: {run_dir}  (curves.csv, results.json, learning_curve.png, tb/, checkpoints/)")
+        written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "checkpoints/"]
+        written = [w for w in written if (run_dir / w.rstrip("/")).exists()]
+        print(f"run directory: {run_dir}  ({', '.join(written)})")
     print(
         f"compile {result.compile_seconds:.2f} s, run {result.run_seconds:.2f} s, "
         f"{result.env_steps_per_second:,.0f} env steps/s ({result.env_steps:,} env steps)"
