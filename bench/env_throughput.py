@@ -551,9 +551,7 @@ def main(argv=None) -> int:
         "wall_s": time.perf_counter() - start,
     }
     payload["loadavg_end_1_5_15min"] = list(os.getloadavg())
-    harness.write_json(args.out, payload)
-    plot(runner.rows, info, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')} in {payload['wall_s']:.0f}s")
+    harness.write_results(args.out, payload, lambda png: plot(runner.rows, info, png))
     return 0
 
 

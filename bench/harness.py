@@ -130,6 +130,15 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
+def write_results(path: Path, payload: dict[str, Any], plot: Callable[[Path], None]) -> None:
+    """A benchmark's outputs: ``path`` (JSON, atomic) and ``plot(png_path)`` beside it; says so."""
+    write_json(path, payload)
+    png = path.with_suffix(".png")
+    plot(png)
+    wall = f" in {payload['wall_s']:.0f}s" if "wall_s" in payload else ""
+    print(f"wrote {path} and {png}{wall}")
+
+
 def _json_default(value: Any) -> Any:
     try:
         return value.item()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,9 @@ import stable_baselines3 as sb3
 import torch
 
 import jaxgrid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 
 RUNS = [
     # (env id, make kwargs, timesteps, optimal return)
@@ -65,9 +69,7 @@ def main() -> None:
         "jaxgrid": jaxgrid.__version__, "stable_baselines3": sb3.__version__, "torch": torch.__version__,
         "numpy": np.__version__, "hyperparameters": HYPERPARAMS, "machine": platform.machine(),
     }
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"meta": meta, "runs": results}, indent=2) + "\n")
-    tmp.replace(out)
+    harness.write_json(out, {"meta": meta, "runs": results})
     print(f"wrote {out}")
 
 

@@ -167,9 +167,7 @@ def main(argv=None) -> int:
                 "them (and the envs mode adds an all_gather and a pmean per minibatch). The "
                 "machine may be shared: see loadavg_1_5_15min per device count.",
     }
-    harness.write_json(args.out, payload)
-    plot(rows, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    harness.write_results(args.out, payload, lambda png: plot(rows, png))
     return 0
 
 

@@ -549,9 +549,7 @@ def main(argv=None) -> int:
     print_tables(payload)
     print("\nsummary: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in payload["summary"].items()))
     payload["loadavg_end_1_5_15min"] = list(os.getloadavg())
-    harness.write_json(args.out, payload)
-    plot(payload, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')} in {payload['wall_s']:.0f}s")
+    harness.write_results(args.out, payload, lambda png: plot(payload, png))
     return 0
 
 
