@@ -95,9 +95,9 @@ class TrainSetup:
 
     With ``obs_table`` (``config.obs_table``, Discrete observations only) the network runs once
     on all ``n`` observations and its outputs are looked up per sample:
-    - ``apply``/``value`` (differentiated in the minibatch loss): ``one_hot(obs) @ table``, whose
-      gradient is ``one_hot.T @ g``, a small matmul (a gather's gradient would be a scatter-add,
-      slow on XLA:CPU under vmap);
+    - ``evaluate_actions`` (what the minibatch loss differentiates) and ``apply``:
+      ``one_hot(index) @ table``, whose gradient is ``one_hot.T @ g``, a small matmul (a gather's
+      gradient would be a scatter-add, slow on XLA:CPU under vmap);
     - ``rollout_policy`` (parameters frozen for a whole rollout or evaluation): the table is built
       once, outside the step loop, and each step is a row gather.
     NOTE: this is where PPO's time went on small discrete envs: a 64x64 two-tower MLP evaluated
@@ -134,7 +134,7 @@ class TrainSetup:
         loss needs of the current parameters.
 
         With the table and a categorical policy every term depends on ``(obs, action)`` only, so
-        one ``[n * A, 3]`` table of (log-probability, value, entropy) per pair is built on the ``n``
+        one ``[n * A, 3]`` table of (log-probability, entropy, value) per pair is built on the ``n``
         observations and one ``one_hot(obs * A + action) @ table`` reads a minibatch's terms: no
         per-sample softmax, and the gradient is one small matmul back into the table.
         """
