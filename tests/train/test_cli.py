@@ -41,15 +41,29 @@ def _run(*args, timeout=200):
 def test_cli__tiny_run_prints_the_seed_table(tmp_path):
     proc = _run(
         "--seeds", "0-2", "--total-timesteps", "1024", "--num-envs", "8", "--num-steps", "32",
-        "--sweep", "learning_rate", "0.001", "0.01", "--no-cache",
+        "--sweep", "learning_rate", "0.001", "0.01", "--no-cache", "--out", str(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
+    # The progress bar (stderr) reached the last of the 4 updates, fed from the host per chunk.
+    assert "4/4" in proc.stderr and "upd" in proc.stderr
     out = proc.stdout
     assert "IQM [95% CI]" in out
     assert "learning_rate=0.001" in out and "learning_rate=0.01" in out
     assert "0:" in out and "2:" in out and "3:" not in out.split("per seed")[1].split("\n")[0]
     assert "env steps/s" in out
     assert "host CPU devices" in proc.stderr  # one device per core, said out loud
+
+
+@pytest.mark.timeout(240)
+def test_cli__no_run_dir_is_one_program_with_the_in_program_progress_bar(tmp_path):
+    proc = _run(
+        "--seeds", "0-1", "--total-timesteps", "1024", "--num-envs", "8", "--num-steps", "32",
+        "--no-run-dir", "--no-cache",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "IQM [95% CI]" in proc.stdout and "run directory" not in proc.stdout
+    # Fed by the host callback inside the fused scan: it reached the last update.
+    assert "4/4" in proc.stderr and "upd" in proc.stderr
 
 
 @pytest.mark.timeout(60)
