@@ -7,14 +7,13 @@ starts) on two, under a timeout, so a hang fails the test instead of stalling CI
 """
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import jax
 import numpy as np
 import pytest
 
+from tests.conftest import run_python
 from train import PPOConfig, distributed, train
 
 TINY = dict(total_timesteps=512, num_envs=4, num_steps=32, num_eval_envs=2)
@@ -76,14 +75,9 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent(
 
 @pytest.mark.timeout(240)
 def test_two_host_devices__match_one_device_and_survive_stress():
-    env = dict(os.environ, JAX_NUM_CPU_DEVICES="2", PYTHONPATH=REPO)
-    env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", _TWO_DEVICE_SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
+    out = run_python(
+        _TWO_DEVICE_SCRIPT,
+        env={"JAX_NUM_CPU_DEVICES": "2", "PYTHONPATH": REPO, "XLA_FLAGS": ""},
         timeout=220,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "TWO_DEVICES_OK" in proc.stdout
+    assert "TWO_DEVICES_OK" in out

@@ -7,8 +7,6 @@ the same on one device and on two, and keep chunked runs bitwise equal to one ca
 """
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import chex
@@ -16,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 
+from tests.conftest import run_python
 from train import PPOConfig, ppo, train
 from train.ppo import METRIC_NAMES
 
@@ -120,11 +119,9 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent(
 
 @pytest.mark.timeout(240)
 def test_map__two_host_devices_match_one_device():
-    env = dict(os.environ, JAX_NUM_CPU_DEVICES="2", PYTHONPATH=REPO)
-    env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", _TWO_DEVICE_SCRIPT],
-        env=env, capture_output=True, text=True, timeout=220,
+    out = run_python(
+        _TWO_DEVICE_SCRIPT,
+        env={"JAX_NUM_CPU_DEVICES": "2", "PYTHONPATH": REPO, "XLA_FLAGS": ""},
+        timeout=220,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "TWO_DEVICES_OK" in proc.stdout
+    assert "TWO_DEVICES_OK" in out
