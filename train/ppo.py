@@ -509,31 +509,22 @@ def batch_runs(
     if mode == "vmap":
         # NOTE: one vmap over the G * S runs, not a vmap over G of a vmap over S: every scan in
         # the update is batched (re-traced) once instead of twice, which shortens tracing.
-        # Runs are ordered seed-major ([S, G] -> [S * G]) so that a seed axis sharded over
-        # devices stays a contiguous block per device: no data moves.
         def vmapped(runner: RunnerState, hparams: HParams | None):
-            G, S = runner.update_step.shape[:2]
-            flat = lambda x: jnp.swapaxes(x, 0, 1).reshape((S * G,) + x.shape[2:])  # noqa: E731
-            unflat = lambda x: jnp.swapaxes(x.reshape((S, G) + x.shape[1:]), 0, 1)  # noqa: E731
-            hp = jax.tree.map(lambda h: jnp.tile(h, S), hparams)  # run s * G + g has hparams[g]
-            out = jax.vmap(fn, in_axes=(0, None if hparams is None else 0))(
-                jax.tree.map(flat, runner), hp
-            )
-            return jax.tree.map(unflat, out)
+            runs, hp, unflatten = flatten_runs(runner, hparams)
+            out = jax.vmap(fn, in_axes=(0, None if hparams is None else 0))(runs, hp)
+            return jax.tree.map(unflatten, out)
 
         return vmapped
     if mode != "map":
         raise ValueError(f"seed batching mode must be 'vmap' or 'map', got {mode!r}")
 
     def mapped(runner: RunnerState, hparams: HParams | None):
-        G, S = runner.update_step.shape[:2]
-        runs = jax.tree.map(lambda x: x.reshape((G * S,) + x.shape[2:]), runner)
-        hp = jax.tree.map(lambda h: jnp.repeat(h, S, axis=0), hparams)  # [G * S]
+        runs, hp, unflatten = flatten_runs(runner, hparams)
         # NOTE: lax.map(batch_size=1) would vmap each run with a batch of 1; None maps plainly.
         # A batch size that does not divide G * S traces the run a second time (the remainder).
         batch = map_batch_size if map_batch_size > 1 else None
         out = jax.lax.map(lambda a: fn(*a), (runs, hp), batch_size=batch)
-        return jax.tree.map(lambda x: x.reshape((G, S) + x.shape[1:]), out)
+        return jax.tree.map(unflatten, out)
 
     if mesh is None or mesh.size == 1:
         return mapped
@@ -545,6 +536,25 @@ def batch_runs(
         out_specs=seeds,
         check_vma=False,
     )
+
+
+def flatten_runs(
+    runner: RunnerState, hparams: HParams | None
+) -> tuple[RunnerState, HParams | None, Callable[[jax.Array], jax.Array]]:
+    """``[G, S]`` runners and ``[G]`` hparams -> ``G * S`` runs, their hparams, and the inverse
+    (``[G * S, ...]`` -> ``[G, S, ...]``) for outputs.
+
+    Runs are ordered seed-major (run ``s * G + g``), so a seed axis sharded over devices stays a
+    contiguous block per device: no data moves.
+    """
+    G, S = runner.update_step.shape[:2]
+    runs = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape((S * G,) + x.shape[2:]), runner)
+    hp = jax.tree.map(lambda h: jnp.tile(h, S), hparams)  # run s * G + g has hparams[g]
+
+    def unflatten(x: jax.Array) -> jax.Array:
+        return jnp.swapaxes(x.reshape((S, G) + x.shape[1:]), 0, 1)
+
+    return runs, hp, unflatten
 
 
 @dataclass(frozen=True)
