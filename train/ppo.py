@@ -139,7 +139,7 @@ class TrainSetup:
         per-sample softmax, and the gradient is one small matmul back into the table.
         """
         spec = self.spec
-        log_std = None if spec.discrete_actions else params["params"]["log_std"]
+        log_std = _log_std(params, self)
         if not (self.obs_table and spec.discrete_actions):
             policy_out, value = self.apply(params, obs)
             log_prob = networks.log_prob(policy_out, log_std, action, spec.discrete_actions)
