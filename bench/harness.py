@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 VERSIONED_PACKAGES = (
@@ -114,6 +116,20 @@ def time_jax(fn: Callable, args: Sequence[Any], repeats: int) -> Timing:
     timing = time_calls(lambda: compiled(*args), repeats)
     timing.compile_s = compile_s
     return timing
+
+
+def train_row(first: Any, runs_s: Sequence[float]) -> dict[str, Any]:
+    """The timing fields of a ``train.train`` benchmark point: ``first`` is the first (compiling)
+    call's ``TrainResult``, ``runs_s`` the run seconds of the timed calls (median quoted)."""
+    run_s = statistics.median(runs_s)
+    return {
+        "env_steps": first.env_steps,
+        "compile_s": first.compile_seconds,
+        "run_s": run_s,
+        "runs_s": list(runs_s),
+        "steps_per_s": first.env_steps / run_s,
+        "eval_returns": [float(x) for x in np.asarray(first.eval_returns).ravel()],
+    }
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +51,6 @@ def measure(mode: str, total_timesteps: int, repeats: int) -> dict[str, Any]:
         call = lambda: train(config, env_parallel=True)  # noqa: E731
     first = call()
     runs = [call().run_seconds for _ in range(repeats)]
-    run_s = statistics.median(runs)
     return {
         "mode": mode,
         "devices": len(jax.devices()),
@@ -63,12 +61,7 @@ def measure(mode: str, total_timesteps: int, repeats: int) -> dict[str, Any]:
         "num_seeds": config.num_seeds,
         "num_envs": config.num_envs,
         "num_updates": config.num_updates,
-        "env_steps": first.env_steps,
-        "compile_s": first.compile_seconds,
-        "run_s": run_s,
-        "runs_s": runs,
-        "steps_per_s": first.env_steps / run_s,
-        "eval_returns": [float(x) for x in first.eval_returns.ravel()],
+        **harness.train_row(first, runs),
     }
 
 

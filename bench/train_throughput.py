@@ -76,19 +76,13 @@ def measure_jaxgrid_throughput(
     config = jaxgrid_config(num_seeds, num_envs, num_updates * batch, num_steps=num_steps)
     first = train(config)
     runs = [first.run_seconds] + [train(config).run_seconds for _ in range(args.repeats - 1)]
-    run_s = statistics.median(runs)
     return {
         "num_seeds": num_seeds,
         "num_envs": num_envs,
         "num_steps": config.num_steps,
         "total_timesteps_per_seed": config.env_steps_per_seed,
         "num_updates": config.num_updates,
-        "env_steps": first.env_steps,
-        "compile_s": first.compile_seconds,
-        "run_s": run_s,
-        "runs_s": runs,
-        "steps_per_s": first.env_steps / run_s,
-        "eval_returns": np.asarray(first.eval_returns).tolist(),
+        **harness.train_row(first, runs),
     }
 
 
