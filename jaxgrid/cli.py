@@ -29,16 +29,64 @@ def _make_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.obs is not None:
         kwargs["obs"] = args.obs
     if args.layout is not None:
-        path = Path(args.layout)
-        kwargs["layout"] = path.read_text() if path.exists() else args.layout.replace("\\n", "\n")
+        kwargs["layout"] = read_layout_arg(args.layout)
     return kwargs
+
+
+def read_layout_arg(value: str) -> str:
+    """The text map ``--layout`` names: a file's contents, or an inline map.
+
+    An existing file is read. Otherwise the value is an inline map if it has several rows (a real
+    newline or a literal ``\\n``) or is one row of map characters; anything else is taken for a
+    missing file.
+
+    Raises:
+        ValueError: a missing or unreadable file (naming it).
+    """
+    from jaxgrid.layouts import ALPHABET
+
+    path = Path(value)
+    if path.is_file():
+        try:
+            return path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"--layout file {value!r} cannot be read: {getattr(err, 'strerror', None) or err}") from None
+    inline = value.replace("\\n", "\n")
+    if "\n" in inline or (inline and set(inline) <= set(ALPHABET)):
+        return inline
+    why = "is a directory" if path.is_dir() else "does not exist"
+    raise ValueError(f"--layout file {value!r} {why} (an inline map has rows separated by \\n, "
+                     f"e.g. --layout 'S.#\\n..G')")
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _add_env_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("env_id", help="a registered id (see `jaxgrid list`)")
     p.add_argument("--policy", choices=play.POLICIES, default=None,
                    help="manual (arrow keys), random (action_space.sample) or greedy (shortest path)")
-    p.add_argument("--steps", type=int, default=None, help="steps to take; with a policy: plain output")
+    p.add_argument("--steps", type=_int_at_least(1), default=None, help="steps to take (>= 1); with a policy: plain output")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--obs", default=None, help="observation encoding: index, onehot, coords, grid, view")
     p.add_argument("--layout", default=None, help="text map file (or inline map with \\n) for GridWorld-v0")
@@ -54,12 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_env_args(p)
     p.add_argument("--plain", action="store_true", help="print steps instead of the terminal widget")
     p.add_argument("--no-grid", action="store_true", help="plain mode: the step log only")
-    p.add_argument("--delay", type=float, default=0.3, help="seconds between policy steps (widget)")
+    p.add_argument("--delay", type=_seconds, default=0.3, help="seconds between policy steps (widget)")
     r = sub.add_parser("render", help="write an episode as a PNG strip or GIF")
     _add_env_args(r)
     r.add_argument("--out", required=True, help="output path ending in .png or .gif")
-    r.add_argument("--cell-px", type=int, default=24)
-    r.add_argument("--columns", type=int, default=None, help="PNG strip: frames per row")
+    r.add_argument("--cell-px", type=_int_at_least(1), default=24)
+    r.add_argument("--columns", type=_int_at_least(1), default=None, help="PNG strip: frames per row")
     return parser
 
 
@@ -84,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         if play.wants_plain(policy, args.steps, args.plain):
             play.run_plain(session, "random" if policy == "manual" else policy,
                            args.steps if args.steps is not None else 20, show_grid=not args.no_grid)
-        else:
-            play.run_curses(session, policy, delay=args.delay, steps=args.steps)
+        elif not play.run_curses(session, policy, delay=args.delay, steps=args.steps):
+            # the terminal cannot host the widget (unknown TERM, ...): plain output instead
+            play.run_plain(session, "random" if policy == "manual" else policy,
+                           args.steps if args.steps is not None else 20, show_grid=not args.no_grid)
     except ValueError as e:
         print(f"jaxgrid: error: {e}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ terminals, so it is tested directly. ``run_plain`` prints a session for non-inte
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from typing import Any
 
@@ -219,8 +220,18 @@ def run_plain(session: PlaySession, policy: str, steps: int, out=None, show_grid
 HELP = "arrows: move   x: random step   g: greedy step   space: pause/resume policy   r: reset   q: quit"
 
 
-def run_curses(session: PlaySession, policy: str, delay: float = 0.3, steps: int | None = None) -> None:
-    """The terminal widget: grid, status line and the step log, redrawn after every key or step."""
+def run_curses(session: PlaySession, policy: str, delay: float = 0.3, steps: int | None = None) -> bool:
+    """The terminal widget: grid, status line and the step log, redrawn after every key or step.
+
+    Returns:
+        False, having drawn nothing, if the terminal cannot host the widget (``TERM`` unset or
+        unknown to terminfo, no curses module); a note on stderr says why. True after a session.
+    """
+    problem = _terminal_problem()
+    if problem is not None:
+        print(f"jaxgrid play: the terminal widget is unavailable ({problem}); plain output instead",
+              file=sys.stderr)
+        return False
     import curses
 
     keymap = {
@@ -251,6 +262,20 @@ def run_curses(session: PlaySession, policy: str, delay: float = 0.3, steps: int
                 taken += 1
 
     curses.wrapper(main)
+    return True
+
+
+def _terminal_problem() -> str | None:
+    """Why curses cannot drive this terminal, or None if it can."""
+    try:
+        import curses
+    except ImportError as err:  # e.g. Windows without the windows-curses package
+        return f"no curses module: {err}"
+    try:
+        curses.setupterm()  # NOTE: an unknown TERM fails here, before the screen is touched
+    except curses.error as err:
+        return f"TERM={os.environ.get('TERM')!r}: {err}"
+    return None
 
 
 def _draw(screen, session: PlaySession, policy: str, paused: bool) -> None:

@@ -25,8 +25,10 @@ from typing import Any
 
 _EXTRA_HELP = """\
 extra options (handled before the config flags):
-  --seeds SPEC ...       seeds as ints or ranges: 0-15, 0-3,8, 0 1 2
-  --env-kwargs K=V ...   env overrides (python literals), e.g. max_steps_in_episode=100
+  --seeds SPEC ...       seeds as ints or ranges: 0-15, 0-3,8, 0 1 2 (a repeated --seeds adds to
+                         the list; any other flag may be given once)
+  --env-kwargs K=V ...   env overrides (python literals), e.g. max_steps_in_episode=100 (adds up
+                         like --seeds)
   --quiet                no progress bar
   --devices N            host CPU devices to shard the seeds over (default: one per core, or
                          JAX_NUM_CPU_DEVICES / XLA_FLAGS if you set them)
@@ -44,9 +46,12 @@ many hosts (see README "Scaling out"; every process runs the same command):
 
 run directory (see README "Run directories"):
   --out DIR              parent of run directories (default: runs)
-  --name NAME            run directory name (default: <env_id>__<date-time>__<random>)
-  --resume RUN_DIR       continue RUN_DIR from its last checkpoint (config flags, if any, must match)
-  --overwrite            replace an existing run directory of the same name
+  --name NAME            run directory name, one plain name inside --out (default:
+                         <env_id>__<date-time>__<random>)
+  --resume RUN_DIR       continue RUN_DIR from its newest checkpoint that verifies (config flags,
+                         if any, must match)
+  --overwrite            replace an existing run of the same name (only a jaxgrid run, and only
+                         once the new run has started)
   --checkpoint-every N   updates between checkpoints (default: about a tenth of the run)
   --no-tensorboard       do not write TensorBoard event files
   --no-run-dir           write nothing; just train and print the table
@@ -56,18 +61,31 @@ evaluate a run:  jaxgrid-train eval RUN_DIR [--episodes 64] [--no-gif]
 
 
 def parse_seeds(tokens: list[str]) -> tuple[int, ...]:
-    """``["0-3,8", "10"]`` -> ``(0, 1, 2, 3, 8, 10)``; order kept, duplicates rejected."""
+    """``["0-3,8", "10"]`` -> ``(0, 1, 2, 3, 8, 10)``; order kept (``PPOConfig`` rejects repeats).
+
+    Raises:
+        ValueError: a part that is not an int or a range ``LO-HI``, or an empty range; the
+            message names ``--seeds``.
+    """
     seeds: list[int] = []
     for token in tokens:
         for part in token.replace(",", " ").split():
-            if "-" in part[1:]:
-                lo_s, hi_s = part.split("-", 1)
-                lo, hi = int(lo_s), int(hi_s)
-                if hi < lo:
-                    raise ValueError(f"--seeds range {part!r} is empty (end < start)")
-                seeds.extend(range(lo, hi + 1))
-            else:
-                seeds.append(int(part))
+            try:
+                if "-" in part[1:]:
+                    lo_s, hi_s = part.split("-", 1)
+                    lo, hi = int(lo_s), int(hi_s)
+                    if hi < lo:
+                        raise ValueError(f"--seeds range {part!r} is empty (end < start)")
+                    seeds.extend(range(lo, hi + 1))
+                else:
+                    seeds.append(int(part))
+            except ValueError as err:
+                if "--seeds" in str(err):
+                    raise
+                raise ValueError(
+                    f"--seeds: {part!r} is not a seed; give non-negative ints or ranges, e.g. "
+                    "--seeds 0-15, --seeds 0-3,8 or --seeds 0 1 2"
+                ) from None
     return tuple(seeds)
 
 
@@ -97,26 +115,65 @@ def configure_host_devices(num_devices: int | None = None) -> tuple[int, bool]:
     return count, True
 
 
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+# Flags that take a list and add up when repeated; every other flag may be given once.
+_REPEATABLE = ("--seeds", "--env-kwargs")
+
+
+def check_repeated_flags(argv: list[str]) -> None:
+    """Refuses a flag given twice (argparse and tyro would silently keep the last), except the
+    list flags in ``_REPEATABLE``, which add up.
+
+    Raises:
+        ValueError: naming the flag.
+    """
+    seen: set[str] = set()
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("--"):
+            continue
+        flag = token.split("=", 1)[0].replace("_", "-")
+        if flag in _REPEATABLE:
+            continue
+        if flag in seen:
+            raise ValueError(f"{flag} is given more than once; give each flag once "
+                             f"(only {' and '.join(_REPEATABLE)} add up when repeated)")
+        seen.add(flag)
+
+
 def _split_extras(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--seeds", nargs="+", default=None)
-    parser.add_argument("--env-kwargs", "--env_kwargs", nargs="+", default=None)
+    parser = argparse.ArgumentParser(prog="jaxgrid-train", add_help=False)
+    parser.add_argument("--seeds", nargs="+", action="extend", default=None)
+    parser.add_argument("--env-kwargs", "--env_kwargs", nargs="+", action="extend", default=None)
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--devices", type=int, default=None)
+    parser.add_argument("--devices", type=_int_at_least(1), default=None)
     parser.add_argument("--no-cache", "--no_cache", action="store_true")
     parser.add_argument("--out", default="runs")
     parser.add_argument("--name", default=None)
     parser.add_argument("--resume", default=None)
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--checkpoint-every", "--checkpoint_every", type=int, default=None)
+    parser.add_argument("--checkpoint-every", "--checkpoint_every", type=_int_at_least(1), default=None)
     parser.add_argument("--no-tensorboard", "--no_tensorboard", action="store_true")
     parser.add_argument("--no-run-dir", "--no_run_dir", action="store_true")
     parser.add_argument("--env-parallel", "--env_parallel", action="store_true")
     parser.add_argument("--coordinator", default=None)
-    parser.add_argument("--num-processes", "--num_processes", type=int, default=None)
-    parser.add_argument("--process-id", "--process_id", type=int, default=None)
+    parser.add_argument("--num-processes", "--num_processes", type=_int_at_least(1), default=None)
+    parser.add_argument("--process-id", "--process_id", type=_int_at_least(0), default=None)
     parser.add_argument("--distributed", choices=["auto"], default=None)
-    parser.add_argument("--distributed-timeout", "--distributed_timeout", type=int, default=30)
+    parser.add_argument("--distributed-timeout", "--distributed_timeout", type=_int_at_least(1), default=30)
     return parser.parse_known_args(argv)
 
 
@@ -160,8 +217,10 @@ def eval_main(argv: list[str]) -> int:
     except (FileNotFoundError, ValueError, CheckpointError) as err:
         print(f"jaxgrid-train eval: error: {err}", file=sys.stderr)
         return 2
-    print(format_eval(out))
-    return 0
+    print(format_eval(out))  # printed even when its files could not be written
+    for line in out.get("not_written", []):
+        print(f"jaxgrid-train eval: error: {line}", file=sys.stderr)
+    return 1 if out.get("not_written") else 0
 
 
 def _enable_compilation_cache() -> str:
@@ -216,13 +275,45 @@ class ProgressBar:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``jaxgrid-train``."""
+    """Entry point of ``jaxgrid-train``. Exit codes: 0 done, 1 an OS error (the message says
+    what is still safe), 2 bad input (nothing was written), 130 interrupted (resumable)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["eval"]:
-        configure_host_devices(1)
-        return eval_main(argv[1:])
+    try:
+        if argv[:1] == ["eval"]:
+            configure_host_devices(1)
+            return eval_main(argv[1:])
+        return _train_main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C outside a run's chunk loop (imports, config, compiling without a run directory).
+        # NOTE: train_in_run_dir turns its own Ctrl-Cs into RunInterrupted, with their hint.
+        resume = _flag_value(argv, "--resume")
+        hint = (f"{resume} is unchanged; resume with: jaxgrid-train --resume {resume}" if resume
+                else "no run directory was written; run the command again")
+        print(f"\njaxgrid-train: interrupted; {hint}", file=sys.stderr)
+        return 130
+
+
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, token in enumerate(argv):
+        if token.startswith(flag + "="):
+            return token.split("=", 1)[1]
+        if token == flag and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def _error(err: object, code: int = 2) -> int:
+    print(f"jaxgrid-train: error: {err}", file=sys.stderr)
+    return code
+
+
+def _train_main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(_EXTRA_HELP)
+    try:
+        check_repeated_flags(argv)
+    except ValueError as err:
+        return _error(err)
     extras, rest = _split_extras(argv)
 
     # Before jax initialises: one host device per core (unless the user chose).
@@ -230,21 +321,43 @@ def main(argv: list[str] | None = None) -> int:
     # metrics; the CLI keeps its output to errors unless the user set a level.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     count, set_here = configure_host_devices(extras.devices)
-    if set_here and count > 1:
-        print(f"jaxgrid-train: using {count} host CPU devices (one per core; set "
-              "JAX_NUM_CPU_DEVICES to change)", file=sys.stderr)
     try:
         many_hosts = initialize_distributed(extras)
     except (ValueError, RuntimeError) as err:  # bad flags, or the job did not form in time
-        print(f"jaxgrid-train: error: jax.distributed.initialize failed: {err}", file=sys.stderr)
-        return 2
+        return _error(f"jax.distributed.initialize failed: {err}")
+    config = _parse_config(extras, rest)
+    if isinstance(config, int):
+        return config
 
+    import jax
+
+    n_dev = len(jax.devices()) if extras.devices is None else extras.devices
+    if n_dev > len(jax.devices()):
+        return _error(f"--devices {n_dev} but jax sees {len(jax.devices())} "
+                      f"{jax.devices()[0].platform} device(s) (JAX_NUM_CPU_DEVICES="
+                      f"{os.environ.get('JAX_NUM_CPU_DEVICES')}); valid: 1..{len(jax.devices())}")
+    if set_here and count > 1:
+        print(f"jaxgrid-train: using {count} host CPU devices (one per core; set "
+              "JAX_NUM_CPU_DEVICES or --devices to change)", file=sys.stderr)
+    if many_hosts:  # the mesh must span every process's devices
+        n_dev = len(jax.devices())
+    if not extras.no_cache:
+        _enable_compilation_cache()
+    return _run(config, extras, n_dev, many_hosts)
+
+
+def _parse_config(extras: argparse.Namespace, rest: list[str]):
+    """The ``PPOConfig`` of the flags, or an exit code after printing the error."""
     import tyro
 
     from train.config import PPOConfig
 
     defaults: dict[str, Any] = {}
     try:
+        if extras.name is not None:
+            from train.rundir import check_run_name
+
+            check_run_name(extras.name)
         if extras.seeds is not None:
             defaults["seeds"] = parse_seeds(extras.seeds)
         if extras.env_kwargs is not None:
@@ -257,48 +370,33 @@ def main(argv: list[str] | None = None) -> int:
         else:
             default_config = PPOConfig(**defaults)
     except (ValueError, FileNotFoundError) as err:
-        print(f"jaxgrid-train: error: {err}", file=sys.stderr)
-        return 2
+        return _error(err)
     try:
-        config = tyro.cli(
-            PPOConfig, args=rest, default=default_config, description=__doc__.split("\n\n")[0]
-        )
+        return tyro.cli(PPOConfig, args=rest, default=default_config, description=__doc__.split("\n\n")[0])
     except ValueError as err:  # validation in PPOConfig.__post_init__
-        print(f"jaxgrid-train: error: {err}", file=sys.stderr)
-        return 2
+        return _error(err)
 
+
+def _run(config, extras: argparse.Namespace, n_dev: int, many_hosts: bool) -> int:
+    """Trains (into a run directory unless --no-run-dir) and prints the table; an exit code."""
     import jax
 
-    if not extras.no_cache:
-        _enable_compilation_cache()
     from train import report
     from train.checkpoint import CheckpointError
+    from train.rundir import RunDirExistsError, RunIOError
+    from train.runlock import RunLockedError
     from train.runs import ConfigMismatchError, RunInterrupted, train_in_run_dir
-    from train.tracking import RunDirExistsError
     from train.trainer import train
 
-    platform = jax.devices()[0].platform
-    n_dev = len(jax.devices()) if extras.devices is None else extras.devices
-    n_dev = max(1, min(n_dev, len(jax.devices())))
-    if many_hosts:  # the mesh must span every process's devices
-        n_dev = len(jax.devices())
-    if extras.env_parallel and n_dev > 1:
-        from train.dataparallel import check_env_parallel
-
-        try:  # before a run directory is created
-            check_env_parallel(config, n_dev)
-        except ValueError as err:
-            print(f"jaxgrid-train: error: {err}", file=sys.stderr)
-            return 2
     runs = config.num_seeds * config.num_grid_points
     print(
         f"jaxgrid-train: {config.env_id}, {config.num_seeds} seed(s) x {config.num_grid_points} "
         f"config(s), {config.num_updates} updates of {config.batch_size} env steps, "
-        f"{n_dev} {platform} device(s)"
+        f"{n_dev} {jax.devices()[0].platform} device(s)"
         + (f" in {jax.process_count()} processes (this is process {jax.process_index()})"
            if many_hosts else "")
         + (", envs split over devices" if extras.env_parallel else ""),
-        file=sys.stderr,
+        file=sys.stderr, flush=True,
     )
     # NOTE: every process must compile the same program, so with many hosts no program has the
     # bar's host callback (--no-run-dir); in a run directory process 0 shows it from the host.
@@ -310,27 +408,21 @@ def main(argv: list[str] | None = None) -> int:
             result = train(config, progress=bar, num_devices=n_dev, env_parallel=extras.env_parallel)
         else:
             result, run_dir = train_in_run_dir(
-                config,
-                out=extras.out,
-                name=extras.name,
-                resume=extras.resume,
-                overwrite=extras.overwrite,
-                checkpoint_every=extras.checkpoint_every,
-                progress=bar,
-                num_devices=n_dev,
-                tensorboard=not extras.no_tensorboard,
-                env_parallel=extras.env_parallel,
+                config, out=extras.out, name=extras.name, resume=extras.resume, overwrite=extras.overwrite,
+                checkpoint_every=extras.checkpoint_every, progress=bar, num_devices=n_dev,
+                tensorboard=not extras.no_tensorboard, env_parallel=extras.env_parallel,
             )
     except RunInterrupted as stop:
-        if bar is not None:
-            bar.close()
         print(f"jaxgrid-train: {stop}", file=sys.stderr)
         return 130
-    except (RunDirExistsError, ConfigMismatchError, CheckpointError, ValueError) as err:
-        if bar is not None:
-            bar.close()
-        print(f"jaxgrid-train: error: {err}", file=sys.stderr)
-        return 2
+    except RunIOError as err:
+        if err.result is not None:  # training finished: show it although its files are not written
+            print(report.format_table(report.summarize_result(err.result)))
+        return _error(err, 1)
+    except (RunDirExistsError, RunLockedError, ConfigMismatchError, CheckpointError, ValueError) as err:
+        return _error(err)
+    except OSError as err:  # any other OS error: one line, not a traceback
+        return _error(f"{err.filename or ''}: {err.strerror or err}", 1)
     finally:
         if bar is not None:
             bar.close()
@@ -339,9 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "checkpoints/"]
         written = [w for w in written if (run_dir / w.rstrip("/")).exists()]
         print(f"run directory: {run_dir}  ({', '.join(written)})")
+    this = " this invocation" if extras.resume is not None else ""
     print(
         f"compile {result.compile_seconds:.2f} s, run {result.run_seconds:.2f} s, "
-        f"{result.env_steps_per_second:,.0f} env steps/s ({result.env_steps:,} env steps)"
+        f"{result.env_steps_per_second:,.0f} env steps/s ({result.env_steps:,} env steps{this})"
     )
     return 0
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from train import networks, report
-from train.checkpoint import atomic_write_json, latest_update, load_checkpoint
+from train.checkpoint import atomic_write_json, find_checkpoint, restore_checkpoint
 from train.ppo import METRIC_NAMES, TrainSetup, _log_std, make_train, rng_config, seed_keys
 from train.rollout import _step_envs, reset_envs
 from train.runs import CHECKPOINT_DIR, load_run_config
@@ -48,25 +48,30 @@ def episode_returns(
 
 
 def load_run_state(run_dir: str | Path):
-    """(config, update, runner state [G, S_all, ...] as NumPy) from a run's newest checkpoint."""
+    """(config, update, runner state [G, S_all, ...] as NumPy) from a run's newest checkpoint that
+    verifies (``train.checkpoint.find_checkpoint``)."""
     config = load_run_config(run_dir)
     ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
-    done = latest_update(ckpt_dir)
-    if done is None:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint yet ({ckpt_dir}/latest.json is missing)")
+    found = find_checkpoint(ckpt_dir)
+    if found is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint yet ({ckpt_dir} holds none)")
+    done = found.update
     trainer = make_train(config)
     with rng_config():
         shapes = jax.eval_shape(trainer.init, seed_keys(config.seeds))
     state_target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
     lead = state_target.update_step.shape
     target = {"runner": state_target, "metrics": {k: np.zeros(lead + (done,), np.float32) for k in METRIC_NAMES}}
-    update, tree = load_checkpoint(ckpt_dir, target)  # checkpoints hold the real seeds only
-    return config, update, trainer.setup, tree["runner"]
+    tree = restore_checkpoint(found, target)  # checkpoints hold the real seeds only
+    return config, done, trainer.setup, tree["runner"]
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 64, gif: bool = True, seed: int = 1234) -> dict[str, Any]:
     """Greedy and stochastic returns per seed (and config) over ``episodes`` fresh episodes;
-    writes ``eval.json`` and, for jaxgrid envs, ``greedy_episode_<config>.gif`` in the run dir."""
+    writes ``eval.json`` and, for jaxgrid envs, ``greedy_episode_<config>.gif`` in the run dir.
+
+    A file that cannot be written (read-only run directory, full disk) does not lose the results:
+    they are returned with ``"not_written"``, one ``"<path>: <cause>"`` line per file."""
     run_dir = Path(run_dir)
     config, update, setup, state = load_run_state(run_dir)
     params = jax.tree.map(jnp.asarray, state.params)
@@ -80,6 +85,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 64, gif: bool = True, seed
     stochastic = np.asarray(per_seed(params, keys, False)).mean(-1)
     labels = [", ".join(f"{k}={v:g}" for k, v in p.items()) or config.env_id for p in config.grid_points()]
     out: dict[str, Any] = {"run": str(run_dir), "update": update, "episodes": episodes, "configs": []}
+    not_written: list[str] = []
     for g, label in enumerate(labels):
         out["configs"].append({
             "label": label,
@@ -90,9 +96,18 @@ def evaluate_run(run_dir: str | Path, episodes: int = 64, gif: bool = True, seed
             "stochastic_summary": _summary(stochastic[g], config.seeds, label + " stochastic"),
         })
         if gif:
-            path = _greedy_gif(run_dir / f"greedy_episode_{g}.gif", jax.tree.map(lambda x: x[g, 0], params), setup)
+            target = run_dir / f"greedy_episode_{g}.gif"
+            try:
+                path = _greedy_gif(target, jax.tree.map(lambda x: x[g, 0], params), setup)
+            except OSError as err:
+                path, not_written = None, [*not_written, f"cannot write {target}: {err.strerror or err}"]
             out["configs"][-1]["gif"] = str(path) if path else None
-    atomic_write_json(run_dir / "eval.json", out)
+    try:
+        atomic_write_json(run_dir / "eval.json", out)
+    except OSError as err:
+        not_written.append(f"cannot write {run_dir / 'eval.json'}: {err.strerror or err}")
+    if not_written:
+        out["not_written"] = not_written
     return out
 
 

@@ -1,12 +1,22 @@
-"""Training into a run directory: chunked, checkpointed, resumable, interruptible.
+"""Training into a run directory: chunked, checkpointed, resumable, interruptible, locked.
 
 ``train_in_run_dir`` runs the same fused program as ``train.train`` but in chunks of
 ``checkpoint_every`` updates (``init`` once, then ``run_updates`` per chunk, then ``evaluate``).
 Every random key and the update counter live in the runner state, so the chunked run gives bitwise
 the results of the unchunked one, and a run resumed from its last checkpoint ends exactly as an
 uninterrupted one. After each chunk the full runner state and the curves so far are checkpointed
-atomically; Ctrl-C (SIGINT) is honoured at the next chunk boundary: a last checkpoint and the curves
-are written and the resume command is printed.
+atomically; Ctrl-C (SIGINT) is honoured at the next chunk boundary (``SigintGuard``): a last
+checkpoint and the curves are written and the resume command is printed.
+
+Nothing is lost: everything is validated and the env built before anything is written; the run's
+name is locked for the whole run (``train.runlock``); a new run is written beside its final place
+and moved there only once its program is built, replacing an old run only then
+(``train.rundir``); a resume starts from the newest checkpoint that verifies, checked before
+compiling, and never overwrites an existing checkpoint.
+
+The pieces, in order: ``_resolve_config`` / ``_validate_start`` (no disk), ``_open_run_dir``
+(lock), ``_prepare_resume`` or ``_stage_new_run`` (verify / first files), ``_build_program`` and
+``_initial_state`` (compile, restore), ``_run_chunks`` (the loop) and ``_finish`` (evaluate, write).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import json
 import math
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,20 +36,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from train import dataparallel, distributed, report, tracking
-from train.checkpoint import atomic_write_json, latest_update, load_checkpoint, save_checkpoint
+from train.checkpoint import CheckpointError, FoundCheckpoint, find_checkpoint, restore_checkpoint, save_checkpoint, set_aside
 from train.config import PPOConfig
+from train.envs import make_env
 from train.ppo import ProgressFn, make_train, rng_config
+from train.rundir import CHECKPOINT_DIR, RunDir, RunIOError
 from train.trainer import TrainResult, make_result, place_inputs
 
 CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
+__all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "ConfigMismatchError", "RunInterrupted", "train_in_run_dir"]
 
 
 class RunInterrupted(Exception):
-    """Raised after a SIGINT was honoured: the checkpoint and curves so far are on disk."""
+    """Raised after a SIGINT was honoured (or ``stop_after`` reached): what was saved is on disk,
+    and the message says how to resume."""
 
-    def __init__(self, run_dir: Path, update: int):
-        super().__init__(f"interrupted at update {update}; resume with: jaxgrid-train --resume {run_dir}")
+    def __init__(self, run_dir: Path, update: int, message: str | None = None):
+        super().__init__(message or f"interrupted at update {update}; resume with: jaxgrid-train --resume {run_dir}")
         self.run_dir, self.update = run_dir, update
 
 
@@ -172,55 +186,143 @@ def train_in_run_dir(
     Args:
         config: the run's config; with ``resume`` it may be None (use the run's own) or must equal it.
         out: parent of new run directories.
-        name: run directory name (default: ``tracking.new_run_name``).
-        resume: an existing run directory to continue from its last checkpoint.
-        overwrite: replace an existing run directory of the same name.
+        name: run directory name, one plain path component (default: ``tracking.new_run_name``).
+        resume: an existing run directory to continue from its newest checkpoint that verifies.
+        overwrite: replace an existing run directory of the same name; only a jaxgrid run (one
+            with config.json or metadata.json) is ever replaced, and only once the new run's
+            program is built.
         checkpoint_every: updates per chunk (a checkpoint after each); default about a tenth of the run.
         progress: progress callback ``(update_index, env_steps, episode_return [G, S])`` (see
             ``make_train``), called from the host after every chunk. NOTE: not from inside the
             program: a host callback makes an executable uncacheable by jax's persistent
             compilation cache, and chunked programs let a repeated run load every program from it.
-        num_devices: devices to shard the seeds over (default all).
+        num_devices: devices to shard the seeds over (default all; 1..the device count).
         tensorboard: also write TensorBoard event files (if tensorboardX is installed).
         stop_after: stop (as if interrupted) after this many updates; for tests and time budgets.
         env_parallel: split each seed's envs over the devices (``train.dataparallel``).
 
+    Returns:
+        ``(result, run_dir)``. For a resumed run ``result.env_steps`` and ``result.run_seconds``
+        count this invocation only (so ``env_steps_per_second`` is this invocation's rate);
+        ``metadata.json`` also records ``env_steps_total``.
+
     With several processes (``jax.distributed``) every process runs this with the same arguments
-    and gets the same result; only process 0 writes (a resume needs the run directory on a
-    filesystem every process sees).
+    and gets the same result; only process 0 locks and writes (a resume needs the run directory
+    on a filesystem every process sees).
 
     Raises:
-        RunDirExistsError, ConfigMismatchError, CheckpointError, RunInterrupted.
+        ValueError (bad name or argument, invalid env), RunDirExistsError, RunLockedError (another
+        process holds the run), ConfigMismatchError, CheckpointError (no checkpoint verifies),
+        RunIOError (an OS error: names the path and what is still safe), RunInterrupted.
     """
     started = tracking.now_iso()
-    if resume is not None:
-        run_dir = Path(resume)
-        saved = load_run_config(run_dir)
-        if config is not None and config != saved:
-            diffs = "\n  ".join(config_differences(saved, config))
-            raise ConfigMismatchError(
-                f"refusing to resume {run_dir} with a different config:\n  {diffs}\n"
-                "resume without config flags to continue the run as it was"
-            )
-        config = saved
-        meta = json.loads((run_dir / "metadata.json").read_text()) if (run_dir / "metadata.json").exists() else {}
+    config = _resolve_config(config, resume)
+    n_dev, every = _validate_start(config, checkpoint_every, stop_after, num_devices, env_parallel)
+    writer = jax.process_index() == 0
+    if resume is None:
+        run = RunDir.create(out, name or tracking.new_run_name(config.env_id), overwrite, started, writer)
     else:
+        run = RunDir.open(resume, started, writer)
+    with run:
+        try:
+            found = _prepare_resume(run) if resume is not None else _stage_new_run(run, config, every, started)
+            program = _build_program(config, n_dev, env_parallel)
+            state, metrics, first = _initial_state(program, config, found)
+        except KeyboardInterrupt:
+            raise _interrupted_while_starting(run, resume is not None) from None
+        with SigintGuard() as guard:
+            run.commit()  # a new run takes its place (replacing an --overwrite-n one) only now
+            if resume is not None:
+                _start_metadata(run, config, every, started, resumed=True)
+            state, metrics, seconds = _run_chunks(run, program, state, metrics, first, every, progress, stop_after, guard)
+        return _finish(run, program, state, metrics, first, seconds, tensorboard), run.path
+
+
+def _resolve_config(config: PPOConfig | None, resume: str | Path | None) -> PPOConfig:
+    """The config to run: ``config``, or with ``resume`` the run's own (``config`` must equal it)."""
+    if resume is None:
         if config is None:
             raise ValueError("train_in_run_dir needs a config (or resume=RUN_DIR)")
-        name = name or tracking.new_run_name(config.env_id)
-        if jax.process_index() == 0:
-            run_dir = tracking.create_run_dir(out, name, overwrite=overwrite)
-            atomic_write_json(run_dir / CONFIG_FILE, config_to_dict(config))
-        else:
-            run_dir = Path(out) / name
-        meta = {}
-    n_dev = len(jax.devices()) if num_devices is None else max(1, min(num_devices, len(jax.devices())))
-    total = config.num_updates
-    every = checkpoint_every or max(1, math.ceil(total / 10))
-    if every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {every}")
+        return config
+    saved = load_run_config(resume)
+    if config is not None and config != saved:
+        diffs = "\n  ".join(config_differences(saved, config))
+        raise ConfigMismatchError(
+            f"refusing to resume {resume} with a different config:\n  {diffs}\n"
+            "resume without config flags to continue the run as it was"
+        )
+    return saved
 
-    meta.update(
+
+def _validate_start(
+    config: PPOConfig, checkpoint_every: int | None, stop_after: int | None, num_devices: int | None,
+    env_parallel: bool,
+) -> tuple[int, int]:
+    """Every check that needs no disk, the env's own included: ``(num_devices, checkpoint_every)``.
+
+    Raises:
+        ValueError: naming the argument and its valid values.
+    """
+    available = len(jax.devices())
+    n_dev = available if num_devices is None else num_devices
+    if isinstance(n_dev, bool) or not isinstance(n_dev, int) or not 1 <= n_dev <= available:
+        raise ValueError(f"num_devices must be an int in 1..{available} (the devices jax sees), got {num_devices!r}")
+    every = max(1, math.ceil(config.num_updates / 10)) if checkpoint_every is None else checkpoint_every
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"checkpoint_every must be a positive int (updates per checkpoint), got {checkpoint_every!r}")
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1):
+        raise ValueError(f"stop_after must be a positive int or None, got {stop_after!r}")
+    make_env(config.env_id, config.env_kwargs)  # the env's parameter checks, before any file
+    if env_parallel and n_dev > 1:
+        dataparallel.check_env_parallel(config, n_dev)
+    return n_dev, every
+
+
+def _stage_new_run(run: RunDir, config: PPOConfig, every: int, started: str) -> None:
+    """Writes config.json and metadata.json into the new run's staging directory."""
+    run.check_writable()
+    run.write_json(CONFIG_FILE, config_to_dict(config))
+    _start_metadata(run, config, every, started, resumed=False)
+
+
+def _prepare_resume(run: RunDir) -> FoundCheckpoint | None:
+    """Before compiling: the newest checkpoint that verifies, a writable run directory, no stray
+    temp files, and newer corrupted checkpoints set aside (never overwritten). Returns the
+    checkpoint (None: the run has none and did no update yet).
+
+    Raises:
+        CheckpointError: checkpoints exist but none verifies, or the run did updates and lost them.
+        RunIOError: the run directory cannot be written.
+    """
+    found = find_checkpoint(run.checkpoints)
+    run.meta = _read_metadata(run.path)
+    done_before = int(run.meta.get("updates_done") or 0) or (1 if run.meta.get("status") == "finished" else 0)
+    if found is None and done_before:
+        raise CheckpointError(
+            f"{run.path}/metadata.json records {'a finished run' if run.meta.get('status') == 'finished' else f'{done_before} updates done'} "
+            f"but {run.checkpoints} holds no checkpoint; refusing to start it over (use --overwrite to do that)"
+        )
+    run.safe = "the run is unchanged" + (f" (resumable from update {found.update})" if found else "")
+    run.check_writable()
+    run.remove_stray_temp_files()
+    if found is not None and found.passed_over:
+        moved = set_aside(found.newer_files) if run.writer else []
+        lines = "\n  ".join(found.passed_over + [f"kept as {p}" for p in moved])
+        print(f"jaxgrid-train: warning: resuming from {found.path.name} (update {found.update}):\n  {lines}", file=sys.stderr)
+    return found
+
+
+def _read_metadata(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "metadata.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _start_metadata(run: RunDir, config: PPOConfig, every: int, started: str, resumed: bool) -> None:
+    run.meta.update(
         tracking.collect_metadata(
             seeds=list(config.seeds),
             sweep={k: list(v) for k, v in config.sweep.items()},
@@ -228,97 +330,154 @@ def train_in_run_dir(
             checkpoint_every=every,
         )
     )
-    meta.setdefault("started", started)
-    meta.setdefault("resumes", [])
-    if resume is not None:
-        meta["resumes"].append(started)
-    meta["status"] = "running"
-    if jax.process_index() == 0:
-        atomic_write_json(run_dir / "metadata.json", meta)
+    run.meta.setdefault("started", started)
+    run.meta.setdefault("resumes", [])
+    if resumed:
+        run.meta["resumes"].append(started)
+    run.write_metadata(status="running")
 
-    program = _build_program(config, n_dev, env_parallel)
-    t_run = 0.0
+
+def _initial_state(program: _Program, config: PPOConfig, found: FoundCheckpoint | None):
+    """``(state, metrics so far or None, updates done)``: fresh, or restored from ``found``."""
+    from train.ppo import METRIC_NAMES
+
     state = program.init(program.keys)
-    ckpt_dir = run_dir / CHECKPOINT_DIR
-    done = 0
-    metrics_host: dict[str, np.ndarray] | None = None
-    if resume is not None and latest_update(ckpt_dir) is not None:
-        from train.ppo import METRIC_NAMES
+    if found is None:
+        return state, None, 0
+    real = _real_seeds(state, config)
+    lead = np.asarray(real.update_step).shape
+    target = _checkpoint_tree(real, {k: np.zeros(lead + (found.update,), np.float32) for k in METRIC_NAMES})
+    tree = restore_checkpoint(found, target)
+    # Checkpoints hold the real seeds only (so any device count can resume them); padding
+    # seeds restart from their initial state, which cannot change the real seeds' results.
+    shardings = jax.tree.map(lambda x: x.sharding, state)
+    state = jax.tree.map(
+        lambda saved, fresh, s: jax.device_put(
+            jnp.concatenate([jnp.asarray(saved), fresh[:, saved.shape[1]:]], axis=1), s
+        ),
+        tree["runner"], state, shardings,
+    )
+    return state, tree["metrics"], found.update
 
-        saved_done = latest_update(ckpt_dir)
-        real = _real_seeds(state, config)
-        lead = np.asarray(real.update_step).shape
-        target = _checkpoint_tree(real, {k: np.zeros(lead + (saved_done,), np.float32) for k in METRIC_NAMES})
-        done, tree = load_checkpoint(ckpt_dir, target)
-        # Checkpoints hold the real seeds only (so any device count can resume them); padding
-        # seeds restart from their initial state, which cannot change the real seeds' results.
-        shardings = jax.tree.map(lambda x: x.sharding, state)
-        state = jax.tree.map(
-            lambda saved, fresh, s: jax.device_put(
-                jnp.concatenate([jnp.asarray(saved), fresh[:, saved.shape[1]:]], axis=1), s
-            ),
-            tree["runner"], state, shardings,
-        )
-        metrics_host = tree["metrics"]
 
-    interrupted = {"flag": False}
-    previous = signal.getsignal(signal.SIGINT)
+def _interrupted_while_starting(run: RunDir, resumed: bool) -> RunInterrupted:
+    if resumed:
+        return RunInterrupted(run.path, 0, f"interrupted while starting; {run.path} is unchanged; "
+                                           f"resume with: jaxgrid-train --resume {run.path}")
+    return RunInterrupted(run.path, 0, "interrupted while starting, before the first update; nothing "
+                                       f"was written ({run.path} was not created): run the command again")
 
-    def on_sigint(signum, frame):
-        if interrupted["flag"]:  # a second Ctrl-C: give up waiting for the chunk
-            signal.signal(signal.SIGINT, previous)
+
+class SigintGuard:
+    """Inside the block a first Ctrl-C (SIGINT) only sets ``requested``, honoured at the next chunk
+    boundary; a second one gives up waiting and raises ``KeyboardInterrupt``. Outside the main
+    thread (where Python cannot handle signals) it does nothing."""
+
+    requested = False
+
+    def __enter__(self) -> SigintGuard:
+        self._active = threading.current_thread() is threading.main_thread()
+        if self._active:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C: give up waiting for the chunk
+            signal.signal(signal.SIGINT, self._previous)
             raise KeyboardInterrupt
-        interrupted["flag"] = True
-        print("\njaxgrid-train: SIGINT: saving a checkpoint after the current chunk (Ctrl-C again to abort)", file=sys.stderr)
+        self.requested = True
+        print("\njaxgrid-train: SIGINT: saving a checkpoint after the current chunk (Ctrl-C again to abort)",
+              file=sys.stderr)
 
-    in_main = _in_main_thread()
-    if in_main:
-        signal.signal(signal.SIGINT, on_sigint)
-    try:
-        while done < total:
-            n = min(every, total - done)
-            run = program.chunk(n)
+    def __exit__(self, *exc) -> None:
+        if self._active:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _resumable(run: RunDir, done: int) -> str:
+    return f"the run is resumable from update {done}: jaxgrid-train --resume {run.path}"
+
+
+def _run_chunks(run: RunDir, program: _Program, state: Any, metrics: dict[str, np.ndarray] | None,
+                done: int, every: int, progress: ProgressFn | None, stop_after: int | None,
+                guard: SigintGuard):
+    """Runs chunks of ``every`` updates up to the end, a checkpoint after each.
+
+    Returns ``(state, metrics [G, S, U], seconds spent running)``.
+
+    Raises:
+        RunInterrupted: Ctrl-C or ``stop_after`` (after a checkpoint), or a second Ctrl-C.
+        RunIOError: a checkpoint could not be written (names what is still resumable).
+    """
+    config, total, seconds = program.config, program.config.num_updates, 0.0
+    run.safe = _resumable(run, done)
+    while done < total:
+        if guard.requested or (stop_after is not None and done >= stop_after):
+            _stop(run, program.config, metrics, done, "interrupted")
+            raise RunInterrupted(run.path, done)
+        n = min(every, total - done)
+        try:
             t0 = time.perf_counter()
-            state, chunk_metrics = jax.block_until_ready(run(state, program.hparams))
-            t_run += time.perf_counter() - t0
-            chunk_host = {k: np.asarray(v, np.float32)[:, : config.num_seeds] for k, v in chunk_metrics.items()}
-            metrics_host = chunk_host if metrics_host is None else {
-                k: np.concatenate([metrics_host[k], chunk_host[k]], axis=-1) for k in chunk_host
-            }
-            done += n
-            if progress is not None:
-                returns = chunk_host["episode_return"][..., -1]  # [G, S] of the chunk's last update
-                progress(done - 1, done * config.batch_size, returns)
-            if jax.process_index() == 0:
-                save_checkpoint(ckpt_dir, done, _checkpoint_tree(_real_seeds(state, config), metrics_host))
-            stop = interrupted["flag"] or (stop_after is not None and done >= stop_after and done < total)
-            if stop:
-                _write_curves(run_dir, config, metrics_host)
-                meta.update(status="interrupted", updates_done=done, interrupted=tracking.now_iso())
-                if jax.process_index() == 0:
-                    atomic_write_json(run_dir / "metadata.json", meta)
-                raise RunInterrupted(run_dir, done)
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+            state, chunk = jax.block_until_ready(program.chunk(n)(state, program.hparams))
+            seconds += time.perf_counter() - t0
+        except KeyboardInterrupt:
+            _stop(run, program.config, metrics, done, "interrupted")
+            raise RunInterrupted(run.path, done, f"aborted during updates {done + 1}-{done + n}; {run.safe}") from None
+        chunk_host = {k: np.asarray(v, np.float32)[:, : config.num_seeds] for k, v in chunk.items()}
+        metrics = chunk_host if metrics is None else {k: np.concatenate([metrics[k], chunk_host[k]], axis=-1) for k in chunk_host}
+        done += n
+        if progress is not None:
+            progress(done - 1, done * config.batch_size, chunk_host["episode_return"][..., -1])  # [G, S]
+        _save(run, done, state, metrics, config)
+    return state, metrics, seconds
 
+
+def _save(run: RunDir, done: int, state: Any, metrics: dict[str, np.ndarray], config: PPOConfig) -> None:
+    """Checkpoints ``done`` updates; on an OS error marks the run failed (best effort) and raises."""
+    if not run.writer:
+        return
+    tree = _checkpoint_tree(_real_seeds(state, config), metrics)
+    try:
+        run.guard_io("write a checkpoint in", run.checkpoints, lambda: save_checkpoint(run.checkpoints, done, tree))
+    except RunIOError as err:
+        try:
+            run.write_metadata(status="failed", error=str(err))
+        except RunIOError:
+            pass
+        raise
+    run.safe = _resumable(run, done)
+
+
+def _stop(run: RunDir, config: PPOConfig, metrics: dict[str, np.ndarray] | None, done: int, status: str) -> None:
+    """The curves so far and ``status`` in metadata.json, at a stop after update ``done``."""
+    if metrics is not None:
+        _write_curves(run, config, metrics)
+    run.write_metadata(status=status, updates_done=done, interrupted=tracking.now_iso())
+
+
+def _finish(run: RunDir, program: _Program, state: Any, metrics: dict[str, np.ndarray], first: int,
+            seconds: float, tensorboard: bool) -> TrainResult:
+    """Evaluates and writes the results; the result counts this invocation's env steps and time."""
+    config = program.config
     t0 = time.perf_counter()
     eval_returns = jax.block_until_ready(program.evaluate(state))
-    t_run += time.perf_counter() - t0
-    result = make_result(config, state, metrics_host, eval_returns, program.compile_seconds, t_run, n_dev)
-    _write_final(run_dir, config, result, meta, tensorboard)
-    return result, run_dir
+    seconds += time.perf_counter() - t0
+    result = make_result(config, state, metrics, eval_returns, program.compile_seconds, seconds, program.num_devices)
+    total_steps = result.env_steps
+    result = dataclasses.replace(result, env_steps=total_steps * (config.num_updates - first) // config.num_updates)
+    run.safe = (f"training finished and its last checkpoint is saved: jaxgrid-train --resume {run.path} "
+                "writes the results again")
+    try:
+        _write_final(run, config, result, tensorboard, total_steps)
+    except RunIOError as err:
+        err.result = result
+        raise
+    return result
 
 
 def _real_seeds(state: Any, config: PPOConfig) -> Any:
     """The runner state without the padding seeds (leaves [G, S_padded, ...] -> [G, S, ...])."""
     return jax.tree.map(lambda x: x[:, : config.num_seeds], state)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _config_labels(config: PPOConfig) -> list[str]:
@@ -330,54 +489,58 @@ def _grid_metrics(config: PPOConfig, metrics: dict[str, np.ndarray]) -> dict[str
     return {k: np.asarray(v)[:, : config.num_seeds] for k, v in metrics.items()}
 
 
-def _write_curves(run_dir: Path, config: PPOConfig, metrics: dict[str, np.ndarray]) -> None:
-    if jax.process_index() != 0:
-        return
-    tracking.write_curves_csv(run_dir / "curves.csv", _grid_metrics(config, metrics), config.seeds, _config_labels(config))
+def _write_curves(run: RunDir, config: PPOConfig, metrics: dict[str, np.ndarray]) -> None:
+    if run.writer:
+        path = run.where / "curves.csv"
+        run.guard_io("write", path, lambda: tracking.write_curves_csv(
+            path, _grid_metrics(config, metrics), config.seeds, _config_labels(config)))
 
 
-def _write_final(run_dir: Path, config: PPOConfig, result: TrainResult, meta: dict, tensorboard: bool) -> None:
-    if jax.process_index() != 0:
+def _write_final(run: RunDir, config: PPOConfig, result: TrainResult, tensorboard: bool, total_steps: int) -> None:
+    if not run.writer:
         return
     grid = {k: v.reshape((config.num_grid_points, config.num_seeds, -1)) for k, v in result.metrics.items()}
     labels = _config_labels(config)
-    tracking.write_curves_csv(run_dir / "curves.csv", grid, config.seeds, labels)
-    summaries = report.summarize_result(result)
-    atomic_write_json(
-        run_dir / "results.json",
-        {
-            "env_id": config.env_id,
-            "metric": "mean greedy return over fresh evaluation episodes after training",
-            "configs": [
-                {
-                    "label": s.label,
-                    "grid_point": point,
-                    "seeds": list(s.seeds),
-                    "finals": [float(v) for v in s.finals],
-                    "mean": s.mean,
-                    "std": s.std,
-                    "median": s.median,
-                    "iqm": s.iqm,
-                    "iqm_ci95": list(s.iqm_ci),
-                }
-                for s, point in zip(summaries, config.grid_points())
-            ],
-            "table": report.format_table(summaries),
-        },
-    )
+    _write_curves(run, config, grid)
+    run.write_json("results.json", _results_json(config, result))
     env_steps = grid["env_steps"][0, 0]
-    tracking.plot_learning_curves(
-        run_dir / "learning_curve.png", env_steps, grid["episode_return"], labels,
+    run.guard_io("write", run.where / "learning_curve.png", lambda: tracking.plot_learning_curves(
+        run.where / "learning_curve.png", env_steps, grid["episode_return"], labels,
         title=f"{config.env_id}: PPO, {config.num_seeds} seeds",
-    )
-    wrote_tb = tensorboard and tracking.write_tensorboard(run_dir / "tb", grid, env_steps, config.seeds, labels)
-    meta.update(
+    ))
+    wrote_tb = tensorboard and run.guard_io("write", run.where / "tb", lambda: tracking.write_tensorboard(
+        run.where / "tb", grid, env_steps, config.seeds, labels))
+    run.write_metadata(
         status="finished",
+        updates_done=config.num_updates,
         ended=tracking.now_iso(),
         compile_seconds=result.compile_seconds,
         run_seconds=result.run_seconds,
         env_steps=result.env_steps,
+        env_steps_total=total_steps,
         env_steps_per_second=result.env_steps_per_second,
         tensorboard=bool(wrote_tb),
     )
-    atomic_write_json(run_dir / "metadata.json", meta)
+
+
+def _results_json(config: PPOConfig, result: TrainResult) -> dict[str, Any]:
+    summaries = report.summarize_result(result)
+    return {
+        "env_id": config.env_id,
+        "metric": "mean greedy return over fresh evaluation episodes after training",
+        "configs": [
+            {
+                "label": s.label,
+                "grid_point": point,
+                "seeds": list(s.seeds),
+                "finals": [float(v) for v in s.finals],
+                "mean": s.mean,
+                "std": s.std,
+                "median": s.median,
+                "iqm": s.iqm,
+                "iqm_ci95": list(s.iqm_ci),
+            }
+            for s, point in zip(summaries, config.grid_points())
+        ],
+        "table": report.format_table(summaries),
+    }

@@ -11,7 +11,7 @@ A run directory (``<out>/<env_id>__<YYYYmmdd-HHMMSS>__<6 hex>``) holds::
     tb/config<c>/seed<s>/ TensorBoard event files, one run per seed and config (optional)
     checkpoints/          see train.checkpoint
 
-Metric arrays here are NumPy ``[num_configs, num_seeds, num_updates]``.
+Creating, locking and replacing run directories is ``train.rundir``'s job. Metric arrays here are NumPy ``[num_configs, num_seeds, num_updates]``.
 """
 
 from __future__ import annotations
@@ -32,12 +32,9 @@ from typing import Any
 import numpy as np
 
 from train.checkpoint import atomic_write_bytes
+from train.rundir import RunDirExistsError  # noqa: F401  (re-exported: raised when a run exists)
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "gymnax", "jaxgrid", "numpy")
-
-
-class RunDirExistsError(FileExistsError):
-    """The run directory exists and neither resume nor overwrite was asked for."""
 
 
 def new_run_name(env_id: str, now: dt.datetime | None = None) -> str:
@@ -45,22 +42,6 @@ def new_run_name(env_id: str, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now()
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in env_id)
     return f"{safe}__{now:%Y%m%d-%H%M%S}__{secrets.token_hex(3)}"
-
-
-def create_run_dir(out: str | os.PathLike, name: str, overwrite: bool = False) -> Path:
-    """Creates ``out/name``; refuses an existing one unless ``overwrite`` (then its files are removed)."""
-    path = Path(out) / name
-    if path.exists():
-        if not overwrite:
-            raise RunDirExistsError(
-                f"run directory {path} already exists; nothing was written. Use --resume {path} to "
-                "continue it, --overwrite to replace it, or another --name"
-            )
-        import shutil
-
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
 
 
 def git_state(path: str | os.PathLike | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Run directory pieces: names, no overwrite, metadata, curves CSV, plot and TensorBoard files."""
+"""Run directory pieces: names, metadata, curves CSV, plot and TensorBoard files."""
 
 import csv
 
@@ -16,17 +16,10 @@ def fake_metrics(configs=2, seeds=3, updates=5):
     }
 
 
-def test_run_dir_is_never_overwritten(tmp_path):
+def test_run_names_are_unique_and_readable():
     name = tracking.new_run_name("GridWorld-4x4-v0")
     assert name.startswith("GridWorld-4x4-v0__")
     assert name != tracking.new_run_name("GridWorld-4x4-v0")
-    path = tracking.create_run_dir(tmp_path, name)
-    (path / "keep.txt").write_text("precious")
-    with pytest.raises(tracking.RunDirExistsError, match="already exists; nothing was written.*--resume"):
-        tracking.create_run_dir(tmp_path, name)
-    assert (path / "keep.txt").read_text() == "precious"
-    path = tracking.create_run_dir(tmp_path, name, overwrite=True)
-    assert not (path / "keep.txt").exists()
 
 
 def test_metadata_has_versions_git_devices_and_command():
