@@ -154,8 +154,14 @@ def check_repeated_flags(argv: list[str]) -> None:
         seen.add(flag)
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _split_extras(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="jaxgrid-train", add_help=False)
+    parser = _OneLineErrors(prog="jaxgrid-train", add_help=False)
     parser.add_argument("--seeds", nargs="+", action="extend", default=None)
     parser.add_argument("--env-kwargs", "--env_kwargs", nargs="+", action="extend", default=None)
     parser.add_argument("--quiet", action="store_true")

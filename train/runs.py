@@ -364,8 +364,8 @@ def _interrupted_while_starting(run: RunDir, resumed: bool) -> RunInterrupted:
     if resumed:
         return RunInterrupted(run.path, 0, f"interrupted while starting; {run.path} is unchanged; "
                                            f"resume with: jaxgrid-train --resume {run.path}")
-    return RunInterrupted(run.path, 0, "interrupted while starting, before the first update; nothing "
-                                       f"was written ({run.path} was not created): run the command again")
+    return RunInterrupted(run.path, 0, "interrupted while starting, before the first update; no run "
+                                       f"directory was written ({run.path} was not created): run the command again")
 
 
 class SigintGuard:

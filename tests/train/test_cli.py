@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from train.cli import parse_env_kwargs, parse_seeds
+from train.cli import _split_extras, check_repeated_flags, parse_env_kwargs, parse_seeds
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -17,6 +17,24 @@ def test_parse_seeds_ranges():
     assert parse_seeds(["0-15"]) == tuple(range(16))
     with pytest.raises(ValueError, match="empty"):
         parse_seeds(["5-2"])
+
+
+@pytest.mark.parametrize("token", ["a", "1.5", "0-x", "3-", "--"])
+def test_parse_seeds__a_non_seed_is_an_error_naming_the_flag(token):
+    with pytest.raises(ValueError, match=rf"--seeds: {token!r} is not a seed; give non-negative ints or ranges"):
+        parse_seeds([token])
+
+
+def test_repeated_seeds_and_env_kwargs_add_up_and_other_repeated_flags_are_refused():
+    extras, _ = _split_extras(["--seeds", "0", "--seeds", "5-6", "--env-kwargs", "a=1", "--env_kwargs", "b=2"])
+    assert parse_seeds(extras.seeds) == (0, 5, 6)
+    assert extras.env_kwargs == ["a=1", "b=2"]
+    check_repeated_flags(["--seeds", "0", "--seeds", "5", "--env-kwargs", "a=1", "--env-kwargs", "b=2"])
+    for argv, flag in [(["--name", "a", "--name", "b"], "--name"), (["--out=x", "--out", "y"], "--out"),
+                       (["--learning-rate", "1", "--learning_rate", "2"], "--learning-rate"),
+                       (["--devices", "1", "--devices", "2"], "--devices")]:
+        with pytest.raises(ValueError, match=f"{flag} is given more than once"):
+            check_repeated_flags(argv)
 
 
 def test_parse_env_kwargs():
