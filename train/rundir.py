@@ -112,6 +112,7 @@ class RunDir:
         self.writer = writer
         self._staged = staged
         self.meta: dict[str, Any] = {}
+        self.last_saved = 0  # the update of the newest checkpoint on disk (kept by the caller)
         self.safe = "nothing was written" if staged is not None else "the run is unchanged"
 
     @property

@@ -29,8 +29,9 @@ class RunLockedError(RuntimeError):
 
 
 def lock_path(run_dir: str | os.PathLike) -> Path:
-    """``<out>/.<name>.lock`` for the run directory ``<out>/<name>``."""
-    run_dir = Path(os.path.abspath(run_dir))
+    """``<out>/.<name>.lock`` for the run directory ``<out>/<name>`` (symlinks resolved, so every
+    spelling of one run's path names one lock)."""
+    run_dir = Path(os.path.realpath(run_dir))
     return run_dir.parent / f".{run_dir.name}.lock"
 
 

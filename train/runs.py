@@ -231,11 +231,15 @@ def train_in_run_dir(
         except KeyboardInterrupt:
             raise _interrupted_while_starting(run, resume is not None) from None
         with SigintGuard() as guard:
-            run.commit()  # a new run takes its place (replacing an --overwrite-n one) only now
-            if resume is not None:
-                _start_metadata(run, config, every, started, resumed=True)
-            state, metrics, seconds = _run_chunks(run, program, state, metrics, first, every, progress, stop_after, guard)
-        return _finish(run, program, state, metrics, first, seconds, tensorboard), run.path
+            try:
+                run.commit()  # a new run takes its place (replacing an old one: --overwrite) only now
+                if resume is not None:
+                    _start_metadata(run, config, every, started, resumed=True)
+                state, metrics, seconds = _run_chunks(run, program, state, metrics, first, every, progress,
+                                                      stop_after, guard)
+                return _finish(run, program, state, metrics, first, seconds, tensorboard), run.path
+            except KeyboardInterrupt:  # a second Ctrl-C
+                raise RunInterrupted(run.path, run.last_saved, f"aborted; {run.safe}") from None
 
 
 def _resolve_config(config: PPOConfig | None, resume: str | Path | None) -> PPOConfig:
@@ -302,6 +306,7 @@ def _prepare_resume(run: RunDir) -> FoundCheckpoint | None:
             f"{run.path}/metadata.json records {'a finished run' if run.meta.get('status') == 'finished' else f'{done_before} updates done'} "
             f"but {run.checkpoints} holds no checkpoint; refusing to start it over (use --overwrite to do that)"
         )
+    run.last_saved = found.update if found else 0
     run.safe = "the run is unchanged" + (f" (resumable from update {found.update})" if found else "")
     run.check_writable()
     run.remove_stray_temp_files()
@@ -395,6 +400,7 @@ class SigintGuard:
 
 
 def _resumable(run: RunDir, done: int) -> str:
+    run.last_saved = done
     return f"the run is resumable from update {done}: jaxgrid-train --resume {run.path}"
 
 
@@ -406,7 +412,8 @@ def _run_chunks(run: RunDir, program: _Program, state: Any, metrics: dict[str, n
     Returns ``(state, metrics [G, S, U], seconds spent running)``.
 
     Raises:
-        RunInterrupted: Ctrl-C or ``stop_after`` (after a checkpoint), or a second Ctrl-C.
+        RunInterrupted: Ctrl-C or ``stop_after`` (after a checkpoint). KeyboardInterrupt: a second
+            Ctrl-C (metadata.json says "interrupted" at the last checkpoint).
         RunIOError: a checkpoint could not be written (names what is still resumable).
     """
     config, total, seconds = program.config, program.config.num_updates, 0.0
@@ -422,7 +429,7 @@ def _run_chunks(run: RunDir, program: _Program, state: Any, metrics: dict[str, n
             seconds += time.perf_counter() - t0
         except KeyboardInterrupt:
             _stop(run, program.config, metrics, done, "interrupted")
-            raise RunInterrupted(run.path, done, f"aborted during updates {done + 1}-{done + n}; {run.safe}") from None
+            raise
         chunk_host = {k: np.asarray(v, np.float32)[:, : config.num_seeds] for k, v in chunk.items()}
         metrics = chunk_host if metrics is None else {k: np.concatenate([metrics[k], chunk_host[k]], axis=-1) for k in chunk_host}
         done += n

@@ -2,8 +2,8 @@
 signals in a temporary folder (issue 11, items 1-5, 10-12).
 
 Each test states the smallest input that used to lose data or fail silently. Full disks and
-read-only directories are simulated by making the write raise the OS error (these tests run as
-root here, which a chmod does not stop).
+read-only directories are simulated by making the write (or ``os.open``) raise the OS error: a
+chmod does not stop root, and CI may run as root.
 """
 
 from __future__ import annotations
@@ -252,18 +252,20 @@ def test_resume_checks_checkpoints_and_the_disk_before_compiling(tmp_path, monke
 
     # a read-only run directory: one line, before compiling, saying what is safe
     older.write_bytes(intact)
-    real_write = checkpoint.atomic_write_bytes
+    real_open = os.open
 
-    def read_only(path, data, exclusive=False):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    def read_only(path, flags, *args, **kwargs):  # no file can be created inside the run
+        if flags & os.O_CREAT and Path(os.path.abspath(path)).is_relative_to(run):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", read_only)
+    monkeypatch.setattr(os, "open", read_only)
     before = tree_snapshot(run)
     with pytest.raises(RunIOError, match=rf"cannot write in {run}: Permission denied; the run is unchanged "
                                          r"\(resumable from update 2\)"):
         train_in_run_dir(None, resume=run, num_devices=1)
     assert built == [] and tree_snapshot(run) == before
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real_write)
+    monkeypatch.setattr(os, "open", real_open)
 
     # the corrupted newest one is passed over (and kept aside) before compiling; the intact one is used
     capsys.readouterr()
@@ -275,12 +277,13 @@ def test_resume_checks_checkpoints_and_the_disk_before_compiling(tmp_path, monke
     assert (ckpts / "ckpt_00000004.msgpack.corrupt").exists()
 
     # eval prints its results even when it cannot write them
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", read_only)
+    monkeypatch.setattr(os, "open", read_only)
     code = cli.eval_main([str(run), "--episodes", "4", "--no-gif"])
+    monkeypatch.setattr(os, "open", real_open)
     out, err = capsys.readouterr()
     assert code == 1 and "greedy" in out and "stochastic" in out
     assert f"cannot write {run}/eval.json: Permission denied" in err
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real_write)
+    assert not (run / "eval.json").exists()
 
     # a finished run whose checkpoints are gone is not silently started over
     for path in ckpts.iterdir():
