@@ -50,7 +50,8 @@ def read_layout_arg(value: str) -> str:
         try:
             return path.read_text()
         except (OSError, UnicodeDecodeError) as err:
-            raise ValueError(f"--layout file {value!r} cannot be read: {getattr(err, 'strerror', None) or err}") from None
+            cause = getattr(err, "strerror", None) or err
+            raise ValueError(f"--layout file {value!r} cannot be read: {cause}") from None
     inline = value.replace("\\n", "\n")
     if "\n" in inline or (inline and set(inline) <= set(ALPHABET)):
         return inline
@@ -86,7 +87,8 @@ def _add_env_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("env_id", help="a registered id (see `jaxgrid list`)")
     p.add_argument("--policy", choices=play.POLICIES, default=None,
                    help="manual (arrow keys), random (action_space.sample) or greedy (shortest path)")
-    p.add_argument("--steps", type=_int_at_least(1), default=None, help="steps to take (>= 1); with a policy: plain output")
+    p.add_argument("--steps", type=_int_at_least(1), default=None,
+                   help="steps to take (>= 1); with a policy: plain output")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--obs", default=None, help="observation encoding: index, onehot, coords, grid, view")
     p.add_argument("--layout", default=None, help="text map file (or inline map with \\n) for GridWorld-v0")

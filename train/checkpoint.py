@@ -256,7 +256,9 @@ def _verify_file(path: Path, manifest: dict | None) -> bytes:
         data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint file {path} vanished while it was read") from None
-    if manifest is not None and (len(data) != manifest["bytes"] or hashlib.sha256(data).hexdigest() != manifest["sha256"]):
+    if manifest is not None and (
+        len(data) != manifest["bytes"] or hashlib.sha256(data).hexdigest() != manifest["sha256"]
+    ):
         raise CheckpointError(
             f"checkpoint file {path} is truncated or corrupted: {len(data)} bytes, expected "
             f"{manifest['bytes']} with sha256 {manifest['sha256'][:12]}…"

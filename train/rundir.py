@@ -94,7 +94,8 @@ def check_can_create(out: str | os.PathLike, name: str, overwrite: bool) -> Path
             "continue it, --overwrite to replace it, or another --name"
         )
     if not is_run_dir(path):
-        kind = "a symlink" if path.is_symlink() else "not a jaxgrid run directory (it has no config.json or metadata.json)"
+        kind = ("a symlink" if path.is_symlink()
+                else "not a jaxgrid run directory (it has no config.json or metadata.json)")
         raise RunDirExistsError(
             f"refusing to replace {path}: it is {kind}; --overwrite replaces only jaxgrid runs. "
             "Nothing was written; choose another --name or --out"

@@ -36,7 +36,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from train import dataparallel, distributed, report, tracking
-from train.checkpoint import CheckpointError, FoundCheckpoint, find_checkpoint, restore_checkpoint, save_checkpoint, set_aside
+from train.checkpoint import (
+    CheckpointError,
+    FoundCheckpoint,
+    find_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    set_aside,
+)
 from train.config import PPOConfig
 from train.envs import make_env
 from train.ppo import ProgressFn, make_train, rng_config
@@ -300,20 +307,21 @@ def _prepare_resume(run: RunDir) -> FoundCheckpoint | None:
     """
     found = find_checkpoint(run.checkpoints)
     run.meta = _read_metadata(run.path)
-    done_before = int(run.meta.get("updates_done") or 0) or (1 if run.meta.get("status") == "finished" else 0)
-    if found is None and done_before:
-        raise CheckpointError(
-            f"{run.path}/metadata.json records {'a finished run' if run.meta.get('status') == 'finished' else f'{done_before} updates done'} "
-            f"but {run.checkpoints} holds no checkpoint; refusing to start it over (use --overwrite to do that)"
-        )
+    if found is None and (run.meta.get("status") == "finished" or run.meta.get("updates_done")):
+        did = "a finished run" if run.meta.get("status") == "finished" else f"{run.meta['updates_done']} updates done"
+        raise CheckpointError(f"{run.path}/metadata.json records {did} but {run.checkpoints} holds no checkpoint; "
+                              "refusing to start it over (use --overwrite to do that)")
     run.last_saved = found.update if found else 0
     run.safe = "the run is unchanged" + (f" (resumable from update {found.update})" if found else "")
     run.check_writable()
-    run.remove_stray_temp_files()
+    run.guard_io("clean up in", run.path, run.remove_stray_temp_files)
     if found is not None and found.passed_over:
-        moved = set_aside(found.newer_files) if run.writer else []
+        moved = []
+        if run.writer:
+            moved = run.guard_io("set aside", found.newer_files[0], lambda: set_aside(found.newer_files))
         lines = "\n  ".join(found.passed_over + [f"kept as {p}" for p in moved])
-        print(f"jaxgrid-train: warning: resuming from {found.path.name} (update {found.update}):\n  {lines}", file=sys.stderr)
+        print(f"jaxgrid-train: warning: resuming from {found.path.name} (update {found.update}):\n  {lines}",
+              file=sys.stderr)
     return found
 
 
@@ -431,7 +439,9 @@ def _run_chunks(run: RunDir, program: _Program, state: Any, metrics: dict[str, n
             _stop(run, program.config, metrics, done, "interrupted")
             raise
         chunk_host = {k: np.asarray(v, np.float32)[:, : config.num_seeds] for k, v in chunk.items()}
-        metrics = chunk_host if metrics is None else {k: np.concatenate([metrics[k], chunk_host[k]], axis=-1) for k in chunk_host}
+        metrics = chunk_host if metrics is None else {
+            k: np.concatenate([metrics[k], chunk_host[k]], axis=-1) for k in chunk_host
+        }
         done += n
         if progress is not None:
             progress(done - 1, done * config.batch_size, chunk_host["episode_return"][..., -1])  # [G, S]

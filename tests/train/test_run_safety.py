@@ -85,7 +85,8 @@ def test_cli__a_refused_start_touches_nothing_and_says_why(tmp_path, cache_home)
         (["--name", "base", "--overwrite", *typo, *TINY_FLAGS], 2, "max_steps_in_episod"),
         # item 5: bad values leave no directory behind
         (["--name", "new", *typo, *TINY_FLAGS], 2, "max_steps_in_episod"),
-        (["--name", "new", "--checkpoint-every", "-1"], 2, "argument --checkpoint-every/--checkpoint_every: must be an int >= 1, got -1"),
+        (["--name", "new", "--checkpoint-every", "-1"], 2,
+         "argument --checkpoint-every/--checkpoint_every: must be an int >= 1, got -1"),
         # item 9: CLI numbers and repeated flags
         (["--devices", "0"], 2, "argument --devices: must be an int >= 1, got 0"),
         (["--devices", "-1"], 2, "argument --devices: must be an int >= 1, got -1"),
