@@ -317,8 +317,9 @@ def _prepare_resume(run: RunDir) -> FoundCheckpoint | None:
     run.guard_io("clean up in", run.path, run.remove_stray_temp_files)
     if found is not None and found.passed_over:
         moved = []
-        if run.writer:
-            moved = run.guard_io("set aside", found.newer_files[0], lambda: set_aside(found.newer_files))
+        if run.writer and found.newer_files:
+            moved = run.guard_io("set aside a corrupted checkpoint in", run.checkpoints,
+                                 lambda: set_aside(found.newer_files))
         lines = "\n  ".join(found.passed_over + [f"kept as {p}" for p in moved])
         print(f"jaxgrid-train: warning: resuming from {found.path.name} (update {found.update}):\n  {lines}",
               file=sys.stderr)
