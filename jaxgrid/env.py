@@ -13,7 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from gymnax.environments import environment, spaces
+from jaxgrid.gymnax_base import environment, spaces
 
 from jaxgrid import observations
 from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
