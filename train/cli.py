@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any
 
 _EXTRA_HELP = """\
@@ -49,6 +48,8 @@ run directory (see README "Run directories"):
   --overwrite            replace an existing run directory of the same name
   --checkpoint-every N   updates between checkpoints (default: about a tenth of the run)
   --no-tensorboard       do not write TensorBoard event files
+  --track wandb          also log to Weights & Biases (pip install 'jaxgrid[wandb]'; WANDB_MODE=offline
+                         logs without network), with --wandb-project P and --wandb-group G
   --no-run-dir           write nothing; just train and print the table
 
 evaluate a run:  jaxgrid-train eval RUN_DIR [--episodes 64] [--no-gif]
@@ -110,6 +111,9 @@ def _split_extras(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--checkpoint-every", "--checkpoint_every", type=int, default=None)
     parser.add_argument("--no-tensorboard", "--no_tensorboard", action="store_true")
+    parser.add_argument("--track", nargs="+", default=[])
+    parser.add_argument("--wandb-project", "--wandb_project", default=None)
+    parser.add_argument("--wandb-group", "--wandb_group", default=None)
     parser.add_argument("--no-run-dir", "--no_run_dir", action="store_true")
     parser.add_argument("--env-parallel", "--env_parallel", action="store_true")
     parser.add_argument("--coordinator", default=None)
@@ -176,45 +180,6 @@ def _enable_compilation_cache() -> str:
     return path
 
 
-class ProgressBar:
-    """A tqdm bar of updates, env steps, steps/s and the latest mean return.
-
-    In a run directory (the default) it advances after every chunk of updates, from the host, so
-    every program stays cacheable by jax's persistent compilation cache; with ``--no-run-dir`` it
-    is fed by a host callback from inside the single fused program (throttled, ordered on one
-    device).
-    """
-
-    def __init__(self, num_updates: int, runs: int):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=num_updates, unit="upd", mininterval=0.25, file=sys.stderr)
-        self.runs = runs  # seeds x grid points: env steps advance this many times faster
-        self.start: float | None = None
-        self.start_steps = 0
-        self.last_return = float("nan")
-
-    def __call__(self, index, env_steps, episode_return) -> None:
-        import numpy as np
-
-        now = time.perf_counter()
-        steps = int(env_steps) * self.runs
-        if self.start is None:
-            self.start, self.start_steps = now, steps
-        returns = np.asarray(episode_return)
-        if np.isfinite(returns).any():
-            self.last_return = float(np.nanmean(returns))
-        rate = (steps - self.start_steps) / max(now - self.start, 1e-9)
-        self.bar.update(int(index) + 1 - self.bar.n)
-        self.bar.set_postfix(
-            env_steps=f"{steps:,}", steps_per_s=f"{rate:,.0f}", ret=f"{self.last_return:.3f}",
-            refresh=False,
-        )
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``jaxgrid-train``."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -271,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not extras.no_cache:
         _enable_compilation_cache()
-    from train import report
+    from train import loggers, report
     from train.checkpoint import CheckpointError
     from train.runs import ConfigMismatchError, RunInterrupted, train_in_run_dir
     from train.tracking import RunDirExistsError
@@ -303,11 +268,20 @@ def main(argv: list[str] | None = None) -> int:
     # NOTE: every process must compile the same program, so with many hosts no program has the
     # bar's host callback (--no-run-dir); in a run directory process 0 shows it from the host.
     no_bar = extras.quiet or (many_hosts and (extras.no_run_dir or jax.process_index() != 0))
-    bar = None if no_bar else ProgressBar(config.num_updates, runs)
+    try:  # before a run directory is created
+        trackers = loggers.make_trackers(extras.track, extras.wandb_project, extras.wandb_group)
+    except (ValueError, ImportError) as err:
+        print(f"jaxgrid-train: error: {err}", file=sys.stderr)
+        return 2
+    bar = None if no_bar else loggers.ProgressBarLogger(config.num_updates, runs)
+    run_loggers = loggers.LoggerGroup(
+        [*loggers.run_dir_loggers(not extras.no_tensorboard), *trackers, *([bar] if bar else [])]
+    )
     run_dir = None
     try:
         if extras.no_run_dir:
             result = train(config, progress=bar, num_devices=n_dev, env_parallel=extras.env_parallel)
+            loggers.log_result(loggers.LoggerGroup(trackers), result)
         else:
             result, run_dir = train_in_run_dir(
                 config,
@@ -316,25 +290,23 @@ def main(argv: list[str] | None = None) -> int:
                 resume=extras.resume,
                 overwrite=extras.overwrite,
                 checkpoint_every=extras.checkpoint_every,
-                progress=bar,
                 num_devices=n_dev,
-                tensorboard=not extras.no_tensorboard,
                 env_parallel=extras.env_parallel,
+                loggers=run_loggers.loggers,
             )
     except RunInterrupted as stop:
-        if bar is not None:
-            bar.close()
+        run_loggers.close()
         print(f"jaxgrid-train: {stop}", file=sys.stderr)
         return 130
     except (RunDirExistsError, ConfigMismatchError, CheckpointError, ValueError) as err:
-        if bar is not None:
-            bar.close()
+        run_loggers.close()
         print(f"jaxgrid-train: error: {err}", file=sys.stderr)
         return 2
     finally:
         if bar is not None:
             bar.close()
-    print(report.format_table(report.summarize_result(result)))
+    print(report.format_table(report.summarize_result(result)), flush=True)
+    run_loggers.close()  # the plot, TensorBoard and W&B finish after the table is shown
     if run_dir is not None:
         written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "checkpoints/"]
         written = [w for w in written if (run_dir / w.rstrip("/")).exists()]

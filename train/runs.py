@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from train import dataparallel, distributed, report, tracking
+from train import loggers as run_loggers
 from train.checkpoint import atomic_write_json, latest_update, load_checkpoint, save_checkpoint
 from train.config import PPOConfig
 from train.ppo import ProgressFn, make_train, rng_config
@@ -166,6 +167,7 @@ def train_in_run_dir(
     tensorboard: bool = True,
     stop_after: int | None = None,
     env_parallel: bool = False,
+    loggers: list[run_loggers.Logger] | None = None,
 ) -> tuple[TrainResult, Path]:
     """Trains ``config`` into a run directory (or resumes ``resume``) and writes every artefact.
 
@@ -181,9 +183,13 @@ def train_in_run_dir(
             program: a host callback makes an executable uncacheable by jax's persistent
             compilation cache, and chunked programs let a repeated run load every program from it.
         num_devices: devices to shard the seeds over (default all).
-        tensorboard: also write TensorBoard event files (if tensorboardX is installed).
+        tensorboard: also write TensorBoard event files (default loggers only).
         stop_after: stop (as if interrupted) after this many updates; for tests and time budgets.
         env_parallel: split each seed's envs over the devices (``train.dataparallel``).
+        loggers: ``train.loggers`` loggers, started here and called after every chunk. Default:
+            ``loggers.run_dir_loggers(tensorboard)`` (curves.csv, the plot, TensorBoard), closed
+            before this returns. Loggers passed here are closed by the caller (``LoggerGroup.close``),
+            e.g. after printing the table, so that the plot and event files finish meanwhile.
 
     With several processes (``jax.distributed``) every process runs this with the same arguments
     and gets the same result; only process 0 writes (a resume needs the run directory on a
@@ -236,6 +242,14 @@ def train_in_run_dir(
     if jax.process_index() == 0:
         atomic_write_json(run_dir / "metadata.json", meta)
 
+    own_loggers = loggers is None
+    loggers = run_loggers.run_dir_loggers(tensorboard) if own_loggers else loggers
+    log = run_loggers.LoggerGroup([
+        *(loggers if jax.process_index() == 0 else []),
+        *([run_loggers.ProgressCallback(progress)] if progress is not None else []),
+    ])
+    log.start(run_loggers.RunInfo.from_config(config, run_dir))
+
     program = _build_program(config, n_dev, env_parallel)
     t_run = 0.0
     state = program.init(program.keys)
@@ -260,6 +274,7 @@ def train_in_run_dir(
             tree["runner"], state, shardings,
         )
         metrics_host = tree["metrics"]
+        log.log_chunk(run_loggers.Chunk(0, metrics_host, config.batch_size, restored=True))
 
     interrupted = {"flag": False}
     previous = signal.getsignal(signal.SIGINT)
@@ -286,14 +301,11 @@ def train_in_run_dir(
                 k: np.concatenate([metrics_host[k], chunk_host[k]], axis=-1) for k in chunk_host
             }
             done += n
-            if progress is not None:
-                returns = chunk_host["episode_return"][..., -1]  # [G, S] of the chunk's last update
-                progress(done - 1, done * config.batch_size, returns)
             if jax.process_index() == 0:
                 save_checkpoint(ckpt_dir, done, _checkpoint_tree(_real_seeds(state, config), metrics_host))
+            log.log_chunk(run_loggers.Chunk(done - n, chunk_host, config.batch_size))
             stop = interrupted["flag"] or (stop_after is not None and done >= stop_after and done < total)
             if stop:
-                _write_curves(run_dir, config, metrics_host)
                 meta.update(status="interrupted", updates_done=done, interrupted=tracking.now_iso())
                 if jax.process_index() == 0:
                     atomic_write_json(run_dir / "metadata.json", meta)
@@ -301,12 +313,14 @@ def train_in_run_dir(
     finally:
         if in_main:
             signal.signal(signal.SIGINT, previous)
+        if own_loggers:  # (the caller closes its own loggers)
+            log.close()
 
     t0 = time.perf_counter()
     eval_returns = jax.block_until_ready(program.evaluate(state))
     t_run += time.perf_counter() - t0
     result = make_result(config, state, metrics_host, eval_returns, program.compile_seconds, t_run, n_dev)
-    _write_final(run_dir, config, result, meta, tensorboard)
+    _write_final(run_dir, config, result, meta, any(isinstance(x, run_loggers.TensorBoardLogger) for x in loggers))
     return result, run_dir
 
 
@@ -321,27 +335,9 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _config_labels(config: PPOConfig) -> list[str]:
-    return [", ".join(f"{k}={v:g}" for k, v in p.items()) or config.env_id for p in config.grid_points()]
-
-
-def _grid_metrics(config: PPOConfig, metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """[G, S_padded, U] device layout -> [G, S, U] with the padding seeds dropped."""
-    return {k: np.asarray(v)[:, : config.num_seeds] for k, v in metrics.items()}
-
-
-def _write_curves(run_dir: Path, config: PPOConfig, metrics: dict[str, np.ndarray]) -> None:
-    if jax.process_index() != 0:
-        return
-    tracking.write_curves_csv(run_dir / "curves.csv", _grid_metrics(config, metrics), config.seeds, _config_labels(config))
-
-
 def _write_final(run_dir: Path, config: PPOConfig, result: TrainResult, meta: dict, tensorboard: bool) -> None:
     if jax.process_index() != 0:
         return
-    grid = {k: v.reshape((config.num_grid_points, config.num_seeds, -1)) for k, v in result.metrics.items()}
-    labels = _config_labels(config)
-    tracking.write_curves_csv(run_dir / "curves.csv", grid, config.seeds, labels)
     summaries = report.summarize_result(result)
     atomic_write_json(
         run_dir / "results.json",
@@ -365,12 +361,6 @@ def _write_final(run_dir: Path, config: PPOConfig, result: TrainResult, meta: di
             "table": report.format_table(summaries),
         },
     )
-    env_steps = grid["env_steps"][0, 0]
-    tracking.plot_learning_curves(
-        run_dir / "learning_curve.png", env_steps, grid["episode_return"], labels,
-        title=f"{config.env_id}: PPO, {config.num_seeds} seeds",
-    )
-    wrote_tb = tensorboard and tracking.write_tensorboard(run_dir / "tb", grid, env_steps, config.seeds, labels)
     meta.update(
         status="finished",
         ended=tracking.now_iso(),
@@ -378,6 +368,6 @@ def _write_final(run_dir: Path, config: PPOConfig, result: TrainResult, meta: di
         run_seconds=result.run_seconds,
         env_steps=result.env_steps,
         env_steps_per_second=result.env_steps_per_second,
-        tensorboard=bool(wrote_tb),
+        tensorboard=tensorboard,
     )
     atomic_write_json(run_dir / "metadata.json", meta)
