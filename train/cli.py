@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.format_table(report.summarize_result(result)), flush=True)
     run_loggers.close()  # the plot, TensorBoard and W&B finish after the table is shown
     if run_dir is not None:
-        written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "checkpoints/"]
+        written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "wandb/", "checkpoints/"]
         written = [w for w in written if (run_dir / w.rstrip("/")).exists()]
         print(f"run directory: {run_dir}  ({', '.join(written)})")
     print(
