@@ -292,3 +292,23 @@ def test_run_dir__loggers_get_every_chunk_and_tensorboard_is_on_disk_before_the_
     assert sorted(history) == [1, 2, 3, 4]
     np.testing.assert_allclose([history[u]["episode_return/seed1"] for u in range(1, 5)],
                                result.metrics["episode_return"][1, :4], rtol=1e-6)
+
+
+def test_wandb_missing_is_a_clear_error_before_the_run(monkeypatch):
+    real = loggers.importlib.util.find_spec
+    monkeypatch.setattr(loggers.importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(ImportError, match=r"pip install 'jaxgrid\[wandb\]'"):
+        loggers.make_trackers(["wandb"])
+
+
+def test_cli__unknown_tracker_is_refused_before_anything_is_written(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "train.cli", "--track", "mlflow", "--quiet", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 2
+    assert "--track: unknown tracker(s) ['mlflow']; valid: wandb" in proc.stderr
+    assert not list(tmp_path.iterdir())
