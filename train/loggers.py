@@ -22,6 +22,7 @@ it in ``train_in_run_dir(..., loggers=[...])``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import io
 import queue
@@ -68,8 +69,6 @@ class RunInfo:
     @classmethod
     def from_config(cls, config: Any, run_dir: str | Path | None = None, name: str | None = None) -> RunInfo:
         """The ``RunInfo`` of a ``PPOConfig`` (``name`` defaults to the run directory's name)."""
-        import dataclasses
-
         from train import tracking
 
         run_dir = None if run_dir is None else Path(run_dir)
