@@ -13,18 +13,22 @@ from jaxgrid import gym_adapter
 from jaxgrid.env import GridWorld
 from jaxgrid.layouts import Layout
 from jaxgrid.registry import make, parse_overrides, register, registered_ids
+from jaxgrid.replay import Episode, episode_frames, replay_episode
 from jaxgrid.types import GridParams, GridState, SlipperyGridParams
 
 __all__ = [
+    "Episode",
     "GridParams",
     "GridState",
     "GridWorld",
     "Layout",
     "SlipperyGridParams",
+    "episode_frames",
     "make",
     "parse_overrides",
     "register",
     "registered_ids",
+    "replay_episode",
 ]
 __version__ = "0.1.0"
 

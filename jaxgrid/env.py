@@ -13,7 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from gymnax.environments import environment, spaces
+from jaxgrid.gymnax_base import environment, spaces
 
 from jaxgrid import observations
 from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
@@ -126,7 +126,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         ``truncated``: this step used up ``max_steps_in_episode`` without terminating; the world
         would have gone on. Reaching the goal on the last allowed step is terminated only.
         At either, ``obs``/``state`` start the next episode and ``info["final_observation"]``
-        is the observation the episode ended on.
+        is the observation the episode ended on; ``info["final_state"]`` is the state it ended in
+        (the state this step reached, before any reset; ``jaxgrid.replay_episode`` draws it).
         """
         if params is None:
             params = self.default_params
@@ -137,7 +138,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         obs_re, state_re = self.reset_env(key_reset, params)
         state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_re, state_st)
         obs = jax.tree.map(lambda r, s: jnp.where(done, r, s), obs_re, obs_st)
-        info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st}
+        info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st,
+                "final_state": state_st}
         return obs, state, reward, terminated, truncated, info
 
     def step_env(

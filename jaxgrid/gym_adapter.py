@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
-from gymnax.environments import spaces as gymnax_spaces
+from jaxgrid.gymnax_base import spaces as gymnax_spaces
 
 from jaxgrid import registry
 

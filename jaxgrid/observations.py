@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from gymnax.environments import spaces
+from jaxgrid.gymnax_base import spaces
 
 from jaxgrid.types import GOAL, LAVA, WALL
 

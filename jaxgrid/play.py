@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxgrid import registry, render
 from jaxgrid.layouts import Layout
+from jaxgrid.replay import episode_frames, replay_episode
 
 POLICIES = ("manual", "random", "greedy")
 KEY_DELTAS = {"up": (-1, 0), "right": (0, 1), "down": (1, 0), "left": (0, -1)}
@@ -110,10 +111,7 @@ class PlaySession:
             # The env has auto-reset (a procedural env even drew a new layout): keep the state the
             # episode ended in, for the final frame.
             self.final_obs = record.final_obs = np.asarray(info["final_observation"])
-            pos = render.agent_cell(self.env, self.final_obs)
-            if pos is None:  # a 'view' observation does not say where the agent is
-                pos = int(self.env.next_pos(self.state, jnp.int32(action), self.params))
-            self.final_state = self.state.replace(pos=jnp.int32(pos), time=self.state.time + 1)
+            self.final_state = info["final_state"]
             self.episode_returns.append(self.episode_return)
             self.last_return = self.episode_return
             self.done = True
@@ -292,16 +290,17 @@ def _draw(screen, session: PlaySession, policy: str, paused: bool) -> None:
 
 
 def record_episode(session: PlaySession, policy: str, max_steps: int, cell_px: int = 24) -> np.ndarray:
-    """Frames ([T, h, w, 3] uint8) of one episode under ``policy``, the final position included."""
-    render_fn = jax.jit(lambda s, p: session.env.render(s, p, cell_px=cell_px))
-    frames = [np.asarray(render_fn(session.state, session.params))]
-    for _ in range(max_steps):
-        session.step(session.policy_action(policy))
-        if session.done:
-            frames.append(np.asarray(render_fn(session.final_state, session.params)))
-            break
-        frames.append(np.asarray(render_fn(session.state, session.params)))
-    return np.stack(frames)
+    """Frames ([T+1, h, w, 3] uint8) of one episode under ``policy`` from the session's current
+    state (``jaxgrid.replay_episode``: the states that happened, the final one included)."""
+
+    def act(obs, state) -> int:
+        session.obs, session.state = obs, state  # the session's policies read its current state
+        return session.policy_action(policy)
+
+    episode = replay_episode(
+        session.env, session.params, act, session._next_key(), max_steps, start=(session.obs, session.state)
+    )
+    return episode_frames(session.env, session.params, episode, cell_px)
 
 
 def save_episode(session: PlaySession, policy: str, path: str, max_steps: int = 100, cell_px: int = 24,

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import environment
+from jaxgrid.gymnax_base import environment
 
 from jaxgrid import generators, observations
 from jaxgrid.env import GridWorld

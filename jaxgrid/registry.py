@@ -7,7 +7,7 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
-from gymnax.environments import environment
+from jaxgrid.gymnax_base import environment
 
 from jaxgrid import layouts
 from jaxgrid.env import GridWorld

@@ -122,26 +122,15 @@ def rollout_frames(env, params, key: jax.Array, actions: Sequence[int] | jax.Arr
                    cell_px: int = 16) -> np.ndarray:
     """Frames of one episode under a fixed action sequence: the reset frame, then one per step.
 
-    Stops after the step that ends the episode (the final frame shows where it ended, before the
-    auto-reset). Returns [T+1, h, w, 3] uint8.
+    Stops after the step that ends the episode (the final frame shows the state it ended in,
+    before the auto-reset, slips included: ``jaxgrid.replay_episode``). Returns [T+1, h, w, 3] uint8.
     """
-    key_reset, key_steps = jax.random.split(key)
-    _, state = env.reset(key_reset, params)
-    frames = [np.asarray(env.render(state, params, cell_px=cell_px))]
-    for i, action in enumerate(actions):
-        _, next_state, _, terminated, truncated, info = env.step(
-            jax.random.fold_in(key_steps, i), state, jnp.int32(action), params
-        )
-        if bool(terminated | truncated):
-            pos = agent_cell(env, info["final_observation"])
-            if pos is None:
-                raise ValueError("rollout_frames cannot locate the agent from a 'view' observation")
-            final = state.replace(pos=jnp.int32(pos), time=state.time + 1)
-            frames.append(np.asarray(env.render(final, params, cell_px=cell_px)))
-            break
-        state = next_state
-        frames.append(np.asarray(env.render(state, params, cell_px=cell_px)))
-    return np.stack(frames)
+    from jaxgrid.replay import episode_frames, replay_episode
+
+    actions = [int(a) for a in np.asarray(actions).reshape(-1)]
+    remaining = iter(actions)
+    episode = replay_episode(env, params, lambda obs, state: next(remaining), key, max_steps=len(actions))
+    return episode_frames(env, params, episode, cell_px)
 
 
 def agent_cell(env, obs) -> int | None:

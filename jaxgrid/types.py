@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import environment
+from jaxgrid.gymnax_base import environment
 
 # Cell kinds, stored as int8 in ``GridParams.cell_kind``.
 FLOOR = 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any
 
 _EXTRA_HELP = """\
@@ -54,6 +53,8 @@ run directory (see README "Run directories"):
                          once the new run has started)
   --checkpoint-every N   updates between checkpoints (default: about a tenth of the run)
   --no-tensorboard       do not write TensorBoard event files
+  --track wandb          also log to Weights & Biases (pip install 'jaxgrid[wandb]'; WANDB_MODE=offline
+                         logs without network), with --wandb-project P and --wandb-group G
   --no-run-dir           write nothing; just train and print the table
 
 evaluate a run:  jaxgrid-train eval RUN_DIR [--episodes 64] [--no-gif]
@@ -173,6 +174,9 @@ def _split_extras(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--checkpoint-every", "--checkpoint_every", type=_int_at_least(1), default=None)
     parser.add_argument("--no-tensorboard", "--no_tensorboard", action="store_true")
+    parser.add_argument("--track", nargs="+", default=[])
+    parser.add_argument("--wandb-project", "--wandb_project", default=None)
+    parser.add_argument("--wandb-group", "--wandb_group", default=None)
     parser.add_argument("--no-run-dir", "--no_run_dir", action="store_true")
     parser.add_argument("--env-parallel", "--env_parallel", action="store_true")
     parser.add_argument("--coordinator", default=None)
@@ -239,45 +243,6 @@ def _enable_compilation_cache() -> str:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
-
-
-class ProgressBar:
-    """A tqdm bar of updates, env steps, steps/s and the latest mean return.
-
-    In a run directory (the default) it advances after every chunk of updates, from the host, so
-    every program stays cacheable by jax's persistent compilation cache; with ``--no-run-dir`` it
-    is fed by a host callback from inside the single fused program (throttled, ordered on one
-    device).
-    """
-
-    def __init__(self, num_updates: int, runs: int):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=num_updates, unit="upd", mininterval=0.25, file=sys.stderr)
-        self.runs = runs  # seeds x grid points: env steps advance this many times faster
-        self.start: float | None = None
-        self.start_steps = 0
-        self.last_return = float("nan")
-
-    def __call__(self, index, env_steps, episode_return) -> None:
-        import numpy as np
-
-        now = time.perf_counter()
-        steps = int(env_steps) * self.runs
-        if self.start is None:
-            self.start, self.start_steps = now, steps
-        returns = np.asarray(episode_return)
-        if np.isfinite(returns).any():
-            self.last_return = float(np.nanmean(returns))
-        rate = (steps - self.start_steps) / max(now - self.start, 1e-9)
-        self.bar.update(int(index) + 1 - self.bar.n)
-        self.bar.set_postfix(
-            env_steps=f"{steps:,}", steps_per_s=f"{rate:,.0f}", ret=f"{self.last_return:.3f}",
-            refresh=False,
-        )
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -387,7 +352,7 @@ def _run(config, extras: argparse.Namespace, n_dev: int, many_hosts: bool) -> in
     """Trains (into a run directory unless --no-run-dir) and prints the table; an exit code."""
     import jax
 
-    from train import report
+    from train import loggers, report
     from train.checkpoint import CheckpointError
     from train.rundir import RunDirExistsError, RunIOError
     from train.runlock import RunLockedError
@@ -407,34 +372,47 @@ def _run(config, extras: argparse.Namespace, n_dev: int, many_hosts: bool) -> in
     # NOTE: every process must compile the same program, so with many hosts no program has the
     # bar's host callback (--no-run-dir); in a run directory process 0 shows it from the host.
     no_bar = extras.quiet or (many_hosts and (extras.no_run_dir or jax.process_index() != 0))
-    bar = None if no_bar else ProgressBar(config.num_updates, runs)
+    try:  # before a run directory is created
+        trackers = loggers.make_trackers(extras.track, extras.wandb_project, extras.wandb_group)
+    except (ValueError, ImportError) as err:
+        return _error(err)
+    bar = None if no_bar else loggers.ProgressBarLogger(config.num_updates, runs)
+    run_loggers = loggers.LoggerGroup(
+        [*loggers.run_dir_loggers(not extras.no_tensorboard), *trackers, *([bar] if bar else [])]
+    )
     run_dir = None
     try:
         if extras.no_run_dir:
             result = train(config, progress=bar, num_devices=n_dev, env_parallel=extras.env_parallel)
+            loggers.log_result(loggers.LoggerGroup(trackers), result)
         else:
             result, run_dir = train_in_run_dir(
                 config, out=extras.out, name=extras.name, resume=extras.resume, overwrite=extras.overwrite,
-                checkpoint_every=extras.checkpoint_every, progress=bar, num_devices=n_dev,
-                tensorboard=not extras.no_tensorboard, env_parallel=extras.env_parallel,
+                checkpoint_every=extras.checkpoint_every, num_devices=n_dev,
+                env_parallel=extras.env_parallel, loggers=run_loggers.loggers,
             )
     except RunInterrupted as stop:
+        run_loggers.close()
         print(f"jaxgrid-train: {stop}", file=sys.stderr)
         return 130
     except RunIOError as err:
+        run_loggers.close()
         if err.result is not None:  # training finished: show it although its files are not written
             print(report.format_table(report.summarize_result(err.result)))
         return _error(err, 1)
     except (RunDirExistsError, RunLockedError, ConfigMismatchError, CheckpointError, ValueError) as err:
+        run_loggers.close()
         return _error(err)
     except OSError as err:  # any other OS error: one line, not a traceback
+        run_loggers.close()
         return _error(f"{err.filename or ''}: {err.strerror or err}", 1)
     finally:
         if bar is not None:
             bar.close()
-    print(report.format_table(report.summarize_result(result)))
+    print(report.format_table(report.summarize_result(result)), flush=True)
+    run_loggers.close()  # the plot, TensorBoard and W&B finish after the table is shown
     if run_dir is not None:
-        written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "checkpoints/"]
+        written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "wandb/", "checkpoints/"]
         written = [w for w in written if (run_dir / w.rstrip("/")).exists()]
         print(f"run directory: {run_dir}  ({', '.join(written)})")
     this = " this invocation" if extras.resume is not None else ""

@@ -159,11 +159,10 @@ class PPOConfig:
             _fail("activation", self.activation, "must be one of 'tanh', 'relu'")
         self._validate_hparams(self.__dict__, where="")
         self._validate_sweep()
-        from train.envs import known_env_ids
+        from train.envs import is_known_env_id, known_env_ids
 
-        known = known_env_ids()
-        if self.env_id not in known:
-            _fail("env_id", self.env_id, f"must be a known env id; valid choices: {', '.join(known)}")
+        if not is_known_env_id(self.env_id):
+            _fail("env_id", self.env_id, f"must be a known env id; valid choices: {', '.join(known_env_ids())}")
 
     @staticmethod
     def _validate_hparams(values: dict[str, Any], where: str) -> None:

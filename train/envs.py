@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import gymnax
+# NOTE: gymnax is imported only for gymnax ids: its package import loads every gymnax env (~2 s).
 
 
 def jaxgrid_ids() -> tuple[str, ...]:
@@ -20,7 +20,18 @@ def jaxgrid_ids() -> tuple[str, ...]:
 
 def known_env_ids() -> tuple[str, ...]:
     """Every env id the trainer accepts: jaxgrid's, then gymnax's."""
+    import gymnax
+
     return jaxgrid_ids() + tuple(gymnax.registered_envs)
+
+
+def is_known_env_id(env_id: str) -> bool:
+    """Whether the trainer accepts ``env_id`` (gymnax's registry is imported only for non-jaxgrid ids)."""
+    if env_id in jaxgrid_ids():
+        return True
+    import gymnax
+
+    return env_id in gymnax.registered_envs
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None):
@@ -37,6 +48,8 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None):
         import jaxgrid
 
         return jaxgrid.make(env_id, **env_kwargs)
+    import gymnax
+
     if env_id not in gymnax.registered_envs:
         raise ValueError(
             f"env_id={env_id!r} is not a known environment; valid choices: "

@@ -117,31 +117,20 @@ def _summary(values: np.ndarray, seeds, label: str) -> dict[str, Any]:
 
 
 def _greedy_gif(path: Path, params: Any, setup: TrainSetup) -> Path | None:
-    """One greedy episode of the first seed, drawn with jaxgrid's renderer (None for other envs)."""
+    """One greedy episode of the first seed, drawn with jaxgrid's renderer (None for other envs):
+    the states that happened (``jaxgrid.replay_episode``), the one the episode ended in last."""
     env, env_params = setup.spec.env, setup.spec.env_params
     if not hasattr(env, "render"):
         return None
+    from jaxgrid import episode_frames, replay_episode
     from jaxgrid.render import save_frames
 
-    key = jax.random.PRNGKey(0)
-    obs, state = env.reset(key, env_params)
-    frames = [np.asarray(env.render(state, env_params))]
-    for t in range(setup.spec.max_episode_steps):
+    def greedy(obs, state):
         policy_out, _ = setup.apply(params, obs[None])
-        action = networks.greedy_action(policy_out, setup.spec.discrete_actions)[0]
-        obs, next_state, _, terminated, truncated, info = env.step(jax.random.fold_in(key, t), state, action, env_params)
-        if bool(terminated | truncated):
-            # draw the state the episode ended in: the step's own state before the auto-reset
-            frames.append(np.asarray(env.render(_final_state(env, state, action, env_params, t), env_params)))
-            break
-        state = next_state
-        frames.append(np.asarray(env.render(state, env_params)))
-    return save_frames(frames, path, fps=3.0)
+        return networks.greedy_action(policy_out, setup.spec.discrete_actions)[0]
 
-
-def _final_state(env, state, action, env_params, t):
-    _, final, *_ = env.step_env(jax.random.fold_in(jax.random.PRNGKey(0), t), state, action, env_params)
-    return final
+    episode = replay_episode(env, env_params, greedy, jax.random.PRNGKey(0), setup.spec.max_episode_steps)
+    return save_frames(episode_frames(env, env_params, episode), path, fps=3.0)
 
 
 def format_eval(out: dict[str, Any]) -> str:

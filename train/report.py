@@ -11,12 +11,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+
+
+def trim_mean(values: np.ndarray, proportion: float, axis: int = -1) -> np.ndarray:
+    """Mean of ``values`` along ``axis`` with ``int(proportion * n)`` values cut from each end.
+
+    The same arithmetic as ``scipy.stats.trim_mean`` (partition, then the mean of the middle),
+    so results are bitwise equal; written here so that a run does not import scipy.stats (~0.7 s).
+    """
+    values = np.moveaxis(np.asarray(values), axis, -1)
+    n = values.shape[-1]
+    lo = int(proportion * n)
+    hi = n - lo
+    if lo > hi:
+        raise ValueError(f"proportion={proportion} is too big: it cuts more than all {n} values")
+    return np.mean(np.partition(values, (lo, hi - 1), axis=-1)[..., lo:hi], axis=-1)
 
 
 def iqm(scores: np.ndarray) -> float:
     """Interquartile mean of all values (25% trimmed from each end, as rliable defines it)."""
-    return float(stats.trim_mean(np.asarray(scores, np.float64).reshape(-1), 0.25))
+    return float(trim_mean(np.asarray(scores, np.float64).reshape(-1), 0.25))
 
 
 def stratified_bootstrap_ci(
@@ -40,7 +54,7 @@ def stratified_bootstrap_ci(
     idx = rng.integers(0, num_runs, size=(n_resamples, num_tasks, num_runs))
     resampled = np.take_along_axis(scores[None], idx, axis=2)  # [R, tasks, runs]
     if statistic is None:  # vectorised IQM over the pooled runs of each resample
-        values = stats.trim_mean(resampled.reshape(n_resamples, -1), 0.25, axis=1)
+        values = trim_mean(resampled.reshape(n_resamples, -1), 0.25, axis=1)
     else:
         values = np.array([statistic(r) for r in resampled])
     alpha = (1.0 - confidence) / 2.0

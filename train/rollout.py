@@ -35,7 +35,7 @@ class EnvSpec:
 
 def describe_env(env: Any, env_params: Any) -> EnvSpec:
     """Inspects the action/observation spaces of a gymnax env."""
-    from gymnax.environments import spaces
+    from jaxgrid.gymnax_base import spaces  # gymnax's spaces without its package import
 
     act_space = env.action_space(env_params)
     obs_space = env.observation_space(env_params)

@@ -21,6 +21,7 @@ The pieces, in order: ``_resolve_config`` / ``_validate_start`` (no disk), ``_op
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -36,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from train import dataparallel, distributed, report, tracking
+from train import loggers as run_loggers
 from train.checkpoint import (
     CheckpointError,
     FoundCheckpoint,
@@ -187,6 +189,7 @@ def train_in_run_dir(
     tensorboard: bool = True,
     stop_after: int | None = None,
     env_parallel: bool = False,
+    loggers: list[run_loggers.Logger] | None = None,
 ) -> tuple[TrainResult, Path]:
     """Trains ``config`` into a run directory (or resumes ``resume``) and writes every artefact.
 
@@ -204,9 +207,14 @@ def train_in_run_dir(
             program: a host callback makes an executable uncacheable by jax's persistent
             compilation cache, and chunked programs let a repeated run load every program from it.
         num_devices: devices to shard the seeds over (default all; 1..the device count).
-        tensorboard: also write TensorBoard event files (if tensorboardX is installed).
+        tensorboard: also write TensorBoard event files (with the default loggers only).
         stop_after: stop (as if interrupted) after this many updates; for tests and time budgets.
         env_parallel: split each seed's envs over the devices (``train.dataparallel``).
+        loggers: ``train.loggers`` loggers, started once the run directory is in place and called
+            after every chunk. Default: ``loggers.run_dir_loggers(tensorboard)`` (curves.csv, the
+            plot, TensorBoard), closed before this returns. Loggers passed here are closed by the
+            caller (``LoggerGroup.close``), e.g. after printing the table, so that the plot and
+            event files finish meanwhile.
 
     Returns:
         ``(result, run_dir)``. For a resumed run ``result.env_steps`` and ``result.run_seconds``
@@ -242,11 +250,35 @@ def train_in_run_dir(
                 run.commit()  # a new run takes its place (replacing an old one: --overwrite) only now
                 if resume is not None:
                     _start_metadata(run, config, every, started, resumed=True)
-                state, metrics, seconds = _run_chunks(run, program, state, metrics, first, every, progress,
-                                                      stop_after, guard)
-                return _finish(run, program, state, metrics, first, seconds, tensorboard), run.path
+                with _start_loggers(run, config, metrics, loggers, tensorboard, progress) as log:
+                    state, metrics, seconds = _run_chunks(run, program, state, metrics, first, every, log,
+                                                          stop_after, guard)
+                    tb = any(isinstance(x, run_loggers.TensorBoardLogger) for x in log.loggers)
+                    return _finish(run, program, state, metrics, first, seconds, tb), run.path
             except KeyboardInterrupt:  # a second Ctrl-C
                 raise RunInterrupted(run.path, run.last_saved, f"aborted; {run.safe}") from None
+
+
+@contextlib.contextmanager
+def _start_loggers(run: RunDir, config: PPOConfig, restored: dict[str, np.ndarray] | None,
+                   loggers: list[run_loggers.Logger] | None, tensorboard: bool, progress: ProgressFn | None):
+    """The run's loggers (only process 0 writes files), started on the committed run directory and
+    fed the restored curves of a resumed run; the default loggers are closed on the way out."""
+    own = loggers is None
+    loggers = run_loggers.run_dir_loggers(tensorboard) if own else loggers
+    log = run_loggers.LoggerGroup([
+        *(loggers if run.writer else []),
+        *([run_loggers.ProgressCallback(progress)] if progress is not None else []),
+    ])
+    run.guard_io("start the loggers in", run.path, lambda: log.start(run_loggers.RunInfo.from_config(config, run.path)))
+    if restored is not None:
+        run.guard_io("log to", run.path,
+                     lambda: log.log_chunk(run_loggers.Chunk(0, restored, config.batch_size, restored=True)))
+    try:
+        yield log
+    finally:
+        if own:
+            run.guard_io("finish the logs in", run.path, log.close)
 
 
 def _resolve_config(config: PPOConfig | None, resume: str | Path | None) -> PPOConfig:
@@ -414,7 +446,7 @@ def _resumable(run: RunDir, done: int) -> str:
 
 
 def _run_chunks(run: RunDir, program: _Program, state: Any, metrics: dict[str, np.ndarray] | None,
-                done: int, every: int, progress: ProgressFn | None, stop_after: int | None,
+                done: int, every: int, log: run_loggers.LoggerGroup, stop_after: int | None,
                 guard: SigintGuard):
     """Runs chunks of ``every`` updates up to the end, a checkpoint after each.
 
@@ -444,9 +476,8 @@ def _run_chunks(run: RunDir, program: _Program, state: Any, metrics: dict[str, n
             k: np.concatenate([metrics[k], chunk_host[k]], axis=-1) for k in chunk_host
         }
         done += n
-        if progress is not None:
-            progress(done - 1, done * config.batch_size, chunk_host["episode_return"][..., -1])  # [G, S]
         _save(run, done, state, metrics, config)
+        run.guard_io("log to", run.path, lambda: log.log_chunk(run_loggers.Chunk(done - n, chunk_host, config.batch_size)))
     return state, metrics, seconds
 
 
@@ -467,9 +498,7 @@ def _save(run: RunDir, done: int, state: Any, metrics: dict[str, np.ndarray], co
 
 
 def _stop(run: RunDir, config: PPOConfig, metrics: dict[str, np.ndarray] | None, done: int, status: str) -> None:
-    """The curves so far and ``status`` in metadata.json, at a stop after update ``done``."""
-    if metrics is not None:
-        _write_curves(run, config, metrics)
+    """``status`` in metadata.json at a stop after update ``done`` (the loggers hold the curves)."""
     run.write_metadata(status=status, updates_done=done, interrupted=tracking.now_iso())
 
 
@@ -498,36 +527,10 @@ def _real_seeds(state: Any, config: PPOConfig) -> Any:
     return jax.tree.map(lambda x: x[:, : config.num_seeds], state)
 
 
-def _config_labels(config: PPOConfig) -> list[str]:
-    return [", ".join(f"{k}={v:g}" for k, v in p.items()) or config.env_id for p in config.grid_points()]
-
-
-def _grid_metrics(config: PPOConfig, metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """[G, S_padded, U] device layout -> [G, S, U] with the padding seeds dropped."""
-    return {k: np.asarray(v)[:, : config.num_seeds] for k, v in metrics.items()}
-
-
-def _write_curves(run: RunDir, config: PPOConfig, metrics: dict[str, np.ndarray]) -> None:
-    if run.writer:
-        path = run.where / "curves.csv"
-        run.guard_io("write", path, lambda: tracking.write_curves_csv(
-            path, _grid_metrics(config, metrics), config.seeds, _config_labels(config)))
-
-
 def _write_final(run: RunDir, config: PPOConfig, result: TrainResult, tensorboard: bool, total_steps: int) -> None:
     if not run.writer:
         return
-    grid = {k: v.reshape((config.num_grid_points, config.num_seeds, -1)) for k, v in result.metrics.items()}
-    labels = _config_labels(config)
-    _write_curves(run, config, grid)
     run.write_json("results.json", _results_json(config, result))
-    env_steps = grid["env_steps"][0, 0]
-    run.guard_io("write", run.where / "learning_curve.png", lambda: tracking.plot_learning_curves(
-        run.where / "learning_curve.png", env_steps, grid["episode_return"], labels,
-        title=f"{config.env_id}: PPO, {config.num_seeds} seeds",
-    ))
-    wrote_tb = tensorboard and run.guard_io("write", run.where / "tb", lambda: tracking.write_tensorboard(
-        run.where / "tb", grid, env_steps, config.seeds, labels))
     run.write_metadata(
         status="finished",
         updates_done=config.num_updates,
@@ -537,7 +540,7 @@ def _write_final(run: RunDir, config: PPOConfig, result: TrainResult, tensorboar
         env_steps=result.env_steps,
         env_steps_total=total_steps,
         env_steps_per_second=result.env_steps_per_second,
-        tensorboard=bool(wrote_tb),
+        tensorboard=tensorboard,
     )
 
 

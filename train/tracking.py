@@ -1,6 +1,7 @@
-"""Run directories: config, metadata, per-seed curves, results, plots and TensorBoard logs.
+"""Run directories: naming, creation, metadata, config labels and the learning-curve plot.
 
-A run directory (``<out>/<env_id>__<YYYYmmdd-HHMMSS>__<6 hex>``) holds::
+What is written as a run goes (curves.csv, TensorBoard, W&B, the plot) is done by the loggers of
+``train.loggers``; the run-directory loop is ``train.runs``. A run directory (``<out>/<env_id>__<YYYYmmdd-HHMMSS>__<6 hex>``) holds::
 
     config.json           the full, resolved config
     metadata.json         seeds, sweep grid, git commit and dirtiness, package versions, devices,
@@ -8,7 +9,8 @@ A run directory (``<out>/<env_id>__<YYYYmmdd-HHMMSS>__<6 hex>``) holds::
     curves.csv            one row per (config, seed, update): every logged metric
     results.json          the seed table (report.summarise) per config
     learning_curve.png    per-seed lines, median and interquartile band; one panel per config
-    tb/config<c>/seed<s>/ TensorBoard event files, one run per seed and config (optional)
+    tb/config<c>/seed<s>/ TensorBoard event files, one run per seed and config (unless --no-tensorboard)
+    wandb/                Weights & Biases files (with --track wandb)
     checkpoints/          see train.checkpoint
 
 Creating, locking and replacing run directories is ``train.rundir``'s job. Metric arrays here are NumPy ``[num_configs, num_seeds, num_updates]``.
@@ -16,7 +18,6 @@ Creating, locking and replacing run directories is ``train.rundir``'s job. Metri
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import os
@@ -96,6 +97,12 @@ def collect_metadata(**extra: Any) -> dict[str, Any]:
     }
 
 
+def config_labels(config: Any) -> list[str]:
+    """``[G]`` one label per config of a ``PPOConfig``'s sweep grid (``"learning_rate=0.001,
+    ent_coef=0"``), the env id when there is no sweep."""
+    return [", ".join(f"{k}={v:g}" for k, v in p.items()) or config.env_id for p in config.grid_points()]
+
+
 def now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -113,30 +120,6 @@ def as_grid(metrics: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def write_curves_csv(
-    path: str | os.PathLike,
-    metrics: Mapping[str, Any],
-    seeds: Sequence[int],
-    config_labels: Sequence[str],
-    update_offset: int = 0,
-) -> None:
-    """Writes one row per (config, seed, update) with every metric as a column, atomically."""
-    grid = as_grid(metrics)
-    names = sorted(grid)
-    num_configs, num_seeds, num_updates = grid[names[0]].shape
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["config", "seed", "update", *names])
-    columns = [grid[n] for n in names]
-    for c in range(num_configs):
-        for s in range(num_seeds):
-            for u in range(num_updates):
-                writer.writerow(
-                    [config_labels[c], seeds[s], update_offset + u + 1, *(repr(float(col[c, s, u])) for col in columns)]
-                )
-    atomic_write_bytes(path, buf.getvalue().encode())
-
-
 def plot_learning_curves(
     path: str | os.PathLike,
     env_steps: np.ndarray,
@@ -151,16 +134,18 @@ def plot_learning_curves(
         env_steps: [num_updates] env steps at the end of each update (the x axis).
         returns: [num_configs, num_seeds, num_updates] or [num_seeds, num_updates].
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # NOTE: the object-oriented API, not pyplot: no global figure state, so it may run on a
+    # logger's background thread, and pyplot's import (~0.1 s more) is skipped.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     returns = as_grid({"r": returns})["r"]
     num_configs = returns.shape[0]
     cols = min(num_configs, 3)
     rows = -(-num_configs // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False, sharey=True)
+    fig = Figure(figsize=(5.2 * cols, 3.6 * rows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     x = np.asarray(env_steps)
     for c in range(num_configs):
         ax = axes[c // cols][c % cols]
@@ -182,30 +167,4 @@ def plot_learning_curves(
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def write_tensorboard(
-    logdir: str | os.PathLike,
-    metrics: Mapping[str, Any],
-    env_steps: np.ndarray,
-    seeds: Sequence[int],
-    config_labels: Sequence[str],
-) -> bool:
-    """One TensorBoard run per (config, seed) under ``logdir``; False if tensorboardX is missing."""
-    try:
-        from tensorboardX import SummaryWriter
-    except ImportError:
-        return False
-    grid = as_grid(metrics)
-    num_configs, num_seeds, num_updates = next(iter(grid.values())).shape
-    for c in range(num_configs):
-        for s in range(num_seeds):
-            writer = SummaryWriter(str(Path(logdir) / f"config{c}" / f"seed{seeds[s]}"))
-            writer.add_text("config", config_labels[c], 0)
-            for u in range(num_updates):
-                for name, arr in grid.items():
-                    writer.add_scalar(name, float(arr[c, s, u]), int(env_steps[u]))
-            writer.close()
-    return True

@@ -40,3 +40,13 @@ def test_summarize_and_table():
     assert "cfg" in table and "0.750" in table and "2:0.600" in table
     with pytest.raises(ValueError):
         report.summarize(np.zeros(3), (0, 1))
+
+
+def test_trim_mean__bitwise_equal_to_scipy():
+    rng = np.random.default_rng(3)
+    for shape, axis in [((8,), 0), ((13,), 0), ((2000, 16), 1), ((5, 7), 0)]:
+        x = rng.normal(size=shape)
+        for proportion in (0.0, 0.1, 0.25, 0.4):
+            np.testing.assert_array_equal(
+                report.trim_mean(x, proportion, axis=axis), stats.trim_mean(x, proportion, axis=axis)
+            )

@@ -1,6 +1,5 @@
-"""Run directory pieces: names, metadata, curves CSV, plot and TensorBoard files."""
-
-import csv
+"""Run directory pieces: names, metadata, config labels and the plot (the CSV, TensorBoard and
+W&B loggers are tested in test_loggers.py)."""
 
 import numpy as np
 import pytest
@@ -32,18 +31,6 @@ def test_metadata_has_versions_git_devices_and_command():
     assert isinstance(meta["command"], list) and meta["command"]
 
 
-def test_curves_csv_has_one_row_per_update_per_seed_per_config(tmp_path):
-    metrics = fake_metrics(configs=2, seeds=3, updates=5)
-    tracking.write_curves_csv(tmp_path / "curves.csv", metrics, seeds=[4, 5, 6], config_labels=["a", "b"])
-    rows = list(csv.DictReader(open(tmp_path / "curves.csv")))
-    assert len(rows) == 2 * 3 * 5
-    assert {(r["config"], int(r["seed"]), int(r["update"])) for r in rows} == {
-        (c, s, u) for c in "ab" for s in (4, 5, 6) for u in range(1, 6)
-    }
-    row = next(r for r in rows if r["config"] == "b" and r["seed"] == "5" and r["update"] == "3")
-    assert float(row["episode_return"]) == pytest.approx(float(metrics["episode_return"][1, 1, 2]))
-
-
 def test_as_grid_rejects_bad_shapes():
     assert tracking.as_grid({"x": np.zeros((3, 4))})["x"].shape == (1, 3, 4)
     with pytest.raises(ValueError, match="metric 'x' has shape"):
@@ -61,15 +48,9 @@ def test_plot_is_a_valid_png(tmp_path):
         img.verify()
 
 
-def test_tensorboard_one_run_per_seed_readable(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def test_config_labels__one_per_sweep_point_else_the_env_id():
+    from train import PPOConfig
 
-    metrics = fake_metrics(configs=1, seeds=2, updates=4)
-    steps = np.arange(1, 5) * 100
-    assert tracking.write_tensorboard(tmp_path, metrics, steps, seeds=[7, 9], config_labels=["default"])
-    for s_index, seed in enumerate((7, 9)):
-        acc = EventAccumulator(str(tmp_path / "config0" / f"seed{seed}"))
-        acc.Reload()
-        events = acc.Scalars("episode_return")
-        assert [e.step for e in events] == list(steps)
-        np.testing.assert_allclose([e.value for e in events], metrics["episode_return"][0, s_index], rtol=1e-6)
+    assert tracking.config_labels(PPOConfig()) == ["GridWorld-4x4-v0"]
+    sweep = PPOConfig(sweep={"learning_rate": (1e-3, 3e-4)})
+    assert tracking.config_labels(sweep) == ["learning_rate=0.001", "learning_rate=0.0003"]
