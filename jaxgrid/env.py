@@ -8,6 +8,9 @@ stochastic (slippery moves or several start cells).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -31,6 +34,25 @@ from jaxgrid.types import (
 
 # Name of each (row, col) move, for action labels in renders, logs and errors.
 DELTA_NAMES = {(-1, 0): "up", (0, 1): "right", (1, 0): "down", (0, -1): "left"}
+
+# While set, envs keep their arrays in NumPy: building one checks everything without a device
+# transfer (``jaxgrid.check_make``, which a config runs on every construction).
+_HOST_ONLY = contextvars.ContextVar("jaxgrid_host_only", default=False)
+
+
+@contextlib.contextmanager
+def host_only() -> Iterator[None]:
+    """Envs built inside keep NumPy arrays (no device transfer)."""
+    token = _HOST_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _HOST_ONLY.reset(token)
+
+
+def to_device(x: Any) -> Any:
+    """``jax.device_put(x)``, or ``x`` itself inside ``host_only()``."""
+    return x if _HOST_ONLY.get() else jax.device_put(x)
 
 
 class GridWorld(environment.Environment[GridState, GridParams]):
@@ -106,7 +128,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         self.env_id = str(env_id)
         # Python scalars (checked, stored with the param's dtype and read back): hashable.
         self._param_defaults = {
-            name: self._check_value(name, value).item() for name, value in dict(param_defaults or {}).items()
+            name: self._check_value(name, value, to_device=False).item()
+            for name, value in dict(param_defaults or {}).items()
         }
 
     # ----------------------------------------------------------------------------------------
@@ -152,10 +175,10 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         self._check_layout_size(layout)
         start_cells = layout.start.reshape(-1)
         fields = {
-            "next_cell": jnp.asarray(layout.next_cell_table(self.action_deltas)),
-            "cell_kind": jnp.asarray(layout.kind.reshape(-1)),
-            "start_logits": jnp.asarray(np.where(start_cells, 0.0, -np.inf).astype(np.float32)),
-            "start_cell": jnp.asarray(np.int32(start_cells.argmax())),
+            "next_cell": to_device(layout.next_cell_table(self.action_deltas)),
+            "cell_kind": to_device(layout.kind.reshape(-1)),
+            "start_logits": to_device(np.where(start_cells, 0.0, -np.inf).astype(np.float32)),
+            "start_cell": to_device(np.int32(start_cells.argmax())),
         }
         return self._make_params(fields, {**self._param_defaults, **values})
 
@@ -168,19 +191,21 @@ class GridWorld(environment.Environment[GridState, GridParams]):
                 f"{self.height}x{self.width}; pad it with Layout.pad_to"
             )
 
-    def _check_value(self, name: str, value: Any) -> jax.Array:
+    def _check_value(self, name: str, value: Any, to_device: bool = True) -> jax.Array:
         """One param value checked (``check_param``, scalar) after its name is checked."""
         if name not in self.param_names:
             hint = " (slip_prob needs a slippery env: make(..., slip_prob=p))" if name == "slip_prob" else ""
             raise ValueError(f"unknown env param {name!r}{hint}; valid: {', '.join(self.param_names)}")
-        return check_param(name, value, scalar=True)
+        return check_param(name, value, scalar=True, to_device=to_device)
 
     def _make_params(self, fields: dict[str, Any], values: dict[str, Any]) -> GridParams:
-        """``GridParams`` (``SlipperyGridParams`` if slippery) from layout ``fields`` and checked ``values``."""
+        """``GridParams`` (``SlipperyGridParams`` if slippery) from layout ``fields`` and checked
+        ``values`` (every knob set here, from ``PARAM_SPECS`` defaults where not given)."""
         cls = SlipperyGridParams if self.slippery else GridParams
         fields = dict(fields)
+        values = {**{n: PARAM_SPECS[n].default for n in self.param_names}, **values}
         for name, value in values.items():
-            fields[name] = self._check_value(name, value)
+            fields[name] = to_device(self._check_value(name, value, to_device=False))
         return cls(**fields)
 
     PARAM_NAMES = tuple(PARAM_SPECS)
@@ -204,7 +229,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         """
         self.check_param_shapes(params)
         for name in self.param_names:
-            check_param(name, getattr(params, name), scalar=True)
+            check_param(name, getattr(params, name), scalar=True, to_device=False)
         return params
 
     def check_param_shapes(self, params: GridParams) -> None:
@@ -230,7 +255,10 @@ class GridWorld(environment.Environment[GridState, GridParams]):
                 "make the env with slip_prob=... (or is_slippery=True) to step with slip"
             )
         for name in self.param_names:
-            shape = jnp.shape(getattr(params, name))
+            value = getattr(params, name)
+            if value is None:
+                raise ValueError(f"env param {name} must be {PARAM_SPECS[name].valid}, got None (params.{name})")
+            shape = jnp.shape(value)
             if shape != ():
                 raise ValueError(
                     f"params.{name} has shape {shape}, but one env's params hold scalars (shape ()); "
@@ -492,6 +520,18 @@ class GridWorld(environment.Environment[GridState, GridParams]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.env_id!r}, {self.height}x{self.width}, obs={self.obs_encoding!r})"
+
+
+def validate_params(env: GridWorld, params: GridParams) -> GridParams:
+    """``env.validate_params(params)``: host-side checks of params for ``env`` before compiling
+    (see ``GridWorld.validate_params``). ``make`` runs it on the params it returns.
+
+    Raises:
+        ValueError: naming the param, what is wrong and its valid values.
+    """
+    if not isinstance(env, GridWorld):
+        raise ValueError(f"validate_params checks jaxgrid envs' params, got env {type(env).__name__}")
+    return env.validate_params(params)
 
 
 def _freeze(value: Any) -> Any:

@@ -17,7 +17,7 @@ import numpy as np
 from flax import struct
 
 from jaxgrid import generators
-from jaxgrid.env import GridWorld
+from jaxgrid.env import GridWorld, to_device
 from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
 from jaxgrid.types import GOAL, WALL, GridParams, GridState
 
@@ -69,7 +69,7 @@ class ProceduralGridWorld(GridWorld):
         self.generator = generator
         # Moves on the open grid (edges applied, no walls): [H*W, A] int32, a compile-time constant.
         open_grid = Layout(kind=np.zeros_like(template.kind), start=template.start)
-        self._open_moves = jnp.asarray(open_grid.next_cell_table(self.action_deltas))
+        self._open_moves = to_device(open_grid.next_cell_table(self.action_deltas))
         self._default_params = self.params_for_layout(template)
 
     def params_for_layout(self, layout: Layout, **values: Any) -> GridParams:
@@ -82,9 +82,9 @@ class ProceduralGridWorld(GridWorld):
         self._check_layout_size(layout)
         fields = {
             "next_cell": None,
-            "cell_kind": jnp.asarray(layout.kind.reshape(-1)),
+            "cell_kind": to_device(layout.kind.reshape(-1)),
             "start_logits": None,
-            "start_cell": jnp.asarray(np.int32(layout.start.reshape(-1).argmax())),
+            "start_cell": to_device(np.int32(layout.start.reshape(-1).argmax())),
         }
         return self._make_params(fields, {**self._param_defaults, **values})
 

@@ -11,7 +11,7 @@ import numpy as np
 from gymnax.environments import environment
 
 from jaxgrid import layouts
-from jaxgrid.env import GridWorld
+from jaxgrid.env import GridWorld, host_only
 from jaxgrid.layouts import BUILTIN_LAYOUTS, LEFT_DOWN_RIGHT_UP, UP_RIGHT_DOWN_LEFT, Layout
 from jaxgrid.procedural import (
     Generator,
@@ -106,7 +106,21 @@ def make(env_id: str, **overrides: Any) -> tuple[environment.Environment, Any]:
             and its valid values).
     """
     check_env_id(env_id)
-    return _REGISTRY[env_id](**overrides)
+    env, params = _REGISTRY[env_id](**overrides)
+    if isinstance(env, GridWorld):
+        env.validate_params(params)
+    return env, params
+
+
+def check_make(env_id: str, **overrides: Any) -> None:
+    """Runs every check ``make(env_id, **overrides)`` runs, on the host only: the env is built
+    with NumPy arrays and dropped (no device transfer, nothing compiled). ``PPOConfig`` uses it.
+
+    Raises:
+        ValueError: as ``make``.
+    """
+    with host_only():
+        make(env_id, **overrides)
 
 
 def _split_overrides(
@@ -130,7 +144,7 @@ def _split_overrides(
         )
     values = {**(param_defaults or {}), **overrides}
     for name, value in overrides.items():  # named and checked here, before any env is built
-        check_param(name, value, scalar=True)
+        check_param(name, value, scalar=True, to_device=False)
     if "slip_prob" in overrides:
         slippery = True
     if not slippery:
@@ -276,7 +290,7 @@ def _frozen_lake_factory(env_id: str, default_map: str, max_steps: int):
             for label, name, value in zip(("goal", "hole", "frozen"), ("goal_reward", "lava_reward", "step_reward"),
                                           reward_schedule):
                 try:
-                    defaults[name] = check_param(name, value).item()
+                    defaults[name] = check_param(name, value, to_device=False).item()
                 except ValueError as err:
                     raise ValueError(f"reward_schedule ({label}, the {name}): {err}") from None
         return make_grid(

@@ -54,11 +54,11 @@ class GridParams(environment.EnvParams):
         start_cell: () int32, the first start cell (used by single-start layouts and cliffs).
     """
 
-    max_steps_in_episode: jax.Array = struct.field(default_factory=lambda: jnp.int32(50))
-    step_reward: jax.Array = struct.field(default_factory=lambda: jnp.float32(-0.04))
-    goal_reward: jax.Array = struct.field(default_factory=lambda: jnp.float32(1.0))
-    lava_reward: jax.Array = struct.field(default_factory=lambda: jnp.float32(-1.0))
-    lava_terminates: jax.Array = struct.field(default_factory=lambda: jnp.bool_(True))
+    max_steps_in_episode: jax.Array = struct.field(default_factory=lambda: jnp.int32(PARAM_SPECS["max_steps_in_episode"].default))
+    step_reward: jax.Array = struct.field(default_factory=lambda: jnp.float32(PARAM_SPECS["step_reward"].default))
+    goal_reward: jax.Array = struct.field(default_factory=lambda: jnp.float32(PARAM_SPECS["goal_reward"].default))
+    lava_reward: jax.Array = struct.field(default_factory=lambda: jnp.float32(PARAM_SPECS["lava_reward"].default))
+    lava_terminates: jax.Array = struct.field(default_factory=lambda: jnp.bool_(PARAM_SPECS["lava_terminates"].default))
     next_cell: jax.Array | None = None
     cell_kind: jax.Array | None = None
     start_logits: jax.Array | None = None
@@ -74,7 +74,7 @@ class SlipperyGridParams(GridParams):
         slip_prob: () float32 in [0, 1].
     """
 
-    slip_prob: jax.Array = struct.field(default_factory=lambda: jnp.float32(0.0))
+    slip_prob: jax.Array = struct.field(default_factory=lambda: jnp.float32(PARAM_SPECS["slip_prob"].default))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -96,6 +96,7 @@ class ParamSpec:
         low, high: inclusive bounds (``None``: unbounded within the dtype's range).
         dtype: the dtype the value is stored with.
         valid: the valid values in words, for messages.
+        default: the value of a ``GridParams`` built without it.
     """
 
     kind: str
@@ -103,17 +104,18 @@ class ParamSpec:
     high: float | None
     dtype: Any
     valid: str
+    default: Any
 
 
 PARAM_SPECS: dict[str, ParamSpec] = {
     "max_steps_in_episode": ParamSpec(
-        "int", 1, INT32_MAX, jnp.int32, f">= 1 and <= {INT32_MAX} (an int number of steps; {INT32_MAX}: no limit)"
+        "int", 1, INT32_MAX, jnp.int32, f">= 1 and <= {INT32_MAX} (an int number of steps; {INT32_MAX}: no limit)", 50
     ),
-    "step_reward": ParamSpec("float", None, None, jnp.float32, "a finite float (float32 range)"),
-    "goal_reward": ParamSpec("float", None, None, jnp.float32, "a finite float (float32 range)"),
-    "lava_reward": ParamSpec("float", None, None, jnp.float32, "a finite float (float32 range)"),
-    "lava_terminates": ParamSpec("bool", None, None, jnp.bool_, "True or False"),
-    "slip_prob": ParamSpec("float", 0.0, 1.0, jnp.float32, "in [0, 1]"),
+    "step_reward": ParamSpec("float", None, None, jnp.float32, "a finite float (float32 range)", -0.04),
+    "goal_reward": ParamSpec("float", None, None, jnp.float32, "a finite float (float32 range)", 1.0),
+    "lava_reward": ParamSpec("float", None, None, jnp.float32, "a finite float (float32 range)", -1.0),
+    "lava_terminates": ParamSpec("bool", None, None, jnp.bool_, "True or False", True),
+    "slip_prob": ParamSpec("float", 0.0, 1.0, jnp.float32, "in [0, 1]", 0.0),
 }
 
 
@@ -126,18 +128,19 @@ def _is_tracer(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
-def check_param(name: str, value: Any, scalar: bool = True) -> Any:
+def check_param(name: str, value: Any, scalar: bool = True, to_device: bool = True) -> Any:
     """Checks one traced env param on the host and returns it as an array of its dtype.
 
     Args:
         name: a key of ``PARAM_SPECS``.
         value: a Python number/bool, a NumPy or JAX array; a tracer (inside ``jit``/``vmap``) is
             returned unchanged, its shape is checked when ``step`` is traced.
+        to_device: return a ``jax.Array`` (else a NumPy array: a check only).
         scalar: require shape ``()`` (``make``, env construction, ``validate_params``); False
             accepts a batch of values (``params.replace`` for ``vmap`` over params), each checked.
 
     Returns:
-        ``jax.Array`` of the param's dtype (``()`` when ``scalar``).
+        ``jax.Array`` (NumPy with ``to_device=False``) of the param's dtype (``()`` when ``scalar``).
 
     Raises:
         ValueError: naming the param, the value, what is wrong and the valid values: wrong type
@@ -167,7 +170,7 @@ def check_param(name: str, value: Any, scalar: bool = True) -> Any:
     if spec.kind == "bool":
         if dtype != np.bool_:
             fail(f"dtype {dtype}" if arr.shape else f"a {type(value).__name__}")
-        return jnp.asarray(arr, spec.dtype)
+        return jax.device_put(arr) if to_device else arr
     if dtype == np.bool_:
         fail("a bool, a number is needed")
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
@@ -182,7 +185,8 @@ def check_param(name: str, value: Any, scalar: bool = True) -> Any:
     if np.any(as_float < low) or np.any(as_float > high):
         show = (lambda x: str(int(x))) if spec.kind == "int" else (lambda x: f"{x:g}")
         fail(f"out of range [{show(low)}, {show(high)}]")
-    return jnp.asarray(arr.astype(np.dtype(spec.dtype)))
+    arr = arr.astype(np.dtype(spec.dtype))
+    return jax.device_put(arr) if to_device else arr
 
 
 def check_params_values(params: GridParams, scalar: bool = True) -> None:
@@ -193,13 +197,13 @@ def check_params_values(params: GridParams, scalar: bool = True) -> None:
     """
     for name in PARAM_SPECS:
         if hasattr(params, name):
-            check_param(name, getattr(params, name), scalar=scalar)
+            check_param(name, getattr(params, name), scalar=scalar, to_device=False)
 
 
 def _checked_replace(self: GridParams, **updates: Any) -> GridParams:
     """Returns a copy with ``updates``; a knob of ``PARAM_SPECS`` is checked by ``check_param``
     (a batch of values is accepted, each value checked; tracers pass unchecked) and stored with
-    its dtype. Unknown field names raise as ``dataclasses.replace`` does (TypeError).
+    its dtype. Unknown field names raise TypeError, as ``dataclasses.replace`` does.
 
     Raises:
         ValueError: a knob value of the wrong type, not finite or out of range.
@@ -212,9 +216,12 @@ def _checked_replace(self: GridParams, **updates: Any) -> GridParams:
             f"{type(self).__name__} has no field(s) {', '.join(map(repr, unknown))}; traced knobs: "
             f"{', '.join(knobs)}" + ("" if "slip_prob" in fields else " (slip_prob needs a slippery env)")
         )
-    for name, value in updates.items():
-        if name in PARAM_SPECS:
-            updates[name] = check_param(name, value, scalar=False)
+    # NOTE: a tree whose knobs are all None is a structure, not params (e.g. vmap's in_axes built by
+    # ``jax.tree.map(lambda _: None, params).replace(step_reward=0)``): replaced unchecked.
+    if not all(getattr(self, n) is None for n in PARAM_SPECS if n in fields):
+        for name, value in updates.items():
+            if name in PARAM_SPECS:
+                updates[name] = check_param(name, value, scalar=False)
     return dataclasses.replace(self, **updates)
 
 
