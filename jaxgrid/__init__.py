@@ -10,9 +10,9 @@ id with Gymnasium as ``jaxgrid/<id>`` (``gymnasium.make`` / ``gymnasium.make_vec
 """
 
 from jaxgrid import gym_adapter
-from jaxgrid.env import GridWorld
+from jaxgrid.env import GridWorld, validate_params
 from jaxgrid.layouts import Layout
-from jaxgrid.registry import make, parse_overrides, register, registered_ids
+from jaxgrid.registry import check_make, make, parse_overrides, register, registered_ids
 from jaxgrid.replay import Episode, episode_frames, replay_episode
 from jaxgrid.types import GridParams, GridState, SlipperyGridParams
 
@@ -23,12 +23,14 @@ __all__ = [
     "GridWorld",
     "Layout",
     "SlipperyGridParams",
+    "check_make",
     "episode_frames",
     "make",
     "parse_overrides",
     "register",
     "registered_ids",
     "replay_episode",
+    "validate_params",
 ]
 __version__ = "0.1.0"
 

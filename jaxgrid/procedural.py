@@ -7,6 +7,7 @@ open-grid move table and the state's walls: two look-ups more than a fixed-layou
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -14,10 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jaxgrid.gymnax_base import environment
 
-from jaxgrid import generators, observations
-from jaxgrid.env import GridWorld
+from jaxgrid import generators
+from jaxgrid.env import GridWorld, to_device
 from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
 from jaxgrid.types import GOAL, WALL, GridParams, GridState
 
@@ -60,43 +60,42 @@ class ProceduralGridWorld(GridWorld):
         slippery: bool = False,
         param_defaults: dict[str, Any] | None = None,
         env_id: str = "Procedural-v0",
+        debug: bool = False,
     ):
-        environment.Environment.__init__(self)
-        observations.check_encoding(obs, view_size)
-        self.layout = template
-        self.height, self.width = template.height, template.width
-        self.obs_encoding = obs
-        self.view_size = view_size
-        self.action_deltas = tuple(tuple(d) for d in action_deltas)
-        self.slippery = bool(slippery)
+        self._init_static(template, obs, view_size, action_deltas, slippery, param_defaults, env_id, debug)
         self.random_start = True
-        self.env_id = env_id
+        # NOTE: part of the env's equality (hence of jit's cache key): give a generator that
+        # compares equal when it draws the same layouts (a module-level function, ``MazeGenerator``).
         self.generator = generator
         # Moves on the open grid (edges applied, no walls): [H*W, A] int32, a compile-time constant.
         open_grid = Layout(kind=np.zeros_like(template.kind), start=template.start)
-        self._open_moves = jnp.asarray(open_grid.next_cell_table(self.action_deltas))
-        self._param_defaults = dict(param_defaults or {})
-        fields = {
-            "next_cell": None,
-            "cell_kind": jnp.asarray(template.kind.reshape(-1)),
-            "start_logits": None,
-            "start_cell": jnp.int32(int(template.start.reshape(-1).argmax())),
-        }
-        self._default_params = self._make_params(fields, self._param_defaults)
+        self._open_moves = to_device(open_grid.next_cell_table(self.action_deltas))
+        self._default_params = self.params_for_layout(template)
 
     def params_for_layout(self, layout: Layout, **values: Any) -> GridParams:
-        """Params whose ``cell_kind`` is ``layout`` (the base a generator builds on)."""
-        if (layout.height, layout.width) != (self.height, self.width):
-            raise ValueError(
-                f"layout is {layout.height}x{layout.width} but this env was built for {self.height}x{self.width}"
-            )
+        """Params whose ``cell_kind`` is ``layout`` (the base a generator builds on), with the env's
+        param defaults and ``values`` on top.
+
+        Raises:
+            ValueError: a layout of another size, an unknown param name or a bad value.
+        """
+        self._check_layout_size(layout)
         fields = {
             "next_cell": None,
-            "cell_kind": jnp.asarray(layout.kind.reshape(-1)),
+            "cell_kind": to_device(layout.kind.reshape(-1)),
             "start_logits": None,
-            "start_cell": jnp.int32(int(layout.start.reshape(-1).argmax())),
+            "start_cell": to_device(np.int32(layout.start.reshape(-1).argmax())),
         }
         return self._make_params(fields, {**self._param_defaults, **values})
+
+    def check_state_action(self, state: ProceduralState, action: Any) -> None:
+        super().check_state_action(state, action)
+        n = self.height * self.width
+        if jnp.shape(state.cell_kind) != (n,) or jnp.shape(state.start_cell) != ():
+            raise ValueError(
+                f"state.cell_kind has shape {jnp.shape(state.cell_kind)} but {self.env_id} needs ({n},) "
+                "(one env's state); to step a batch, use jax.vmap(env.step) or jaxgrid's VecEnv"
+            )
 
     def reset_env(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, ProceduralState]:
         # NOTE: ``step`` auto-resets with ``jnp.where``, so every step of every env runs the
@@ -126,14 +125,26 @@ class ProceduralGridWorld(GridWorld):
         return state.start_cell
 
 
+@dataclasses.dataclass(frozen=True)
+class MazeGenerator:
+    """A ``Generator`` of randomized-Kruskal perfect mazes (see ``generators.generate_maze``);
+    two of the same size compare equal, so their envs share compiled programs."""
+
+    height: int
+    width: int
+
+    def __call__(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, jax.Array]:
+        return generators.generate_maze(key, self.height, self.width)
+
+
 def maze_generator(height: int, width: int) -> Generator:
-    """A ``Generator`` of randomized-Kruskal perfect mazes (see ``generators.generate_maze``)."""
+    """A ``MazeGenerator`` of ``height x width`` mazes (both odd, >= 3).
+
+    Raises:
+        ValueError: a bad size, naming the valid ones.
+    """
     generators.check_maze_shape(height, width)
-
-    def generate(key: jax.Array, params: GridParams) -> tuple[jax.Array, jax.Array]:
-        return generators.generate_maze(key, height, width)
-
-    return generate
+    return MazeGenerator(int(height), int(width))
 
 
 def random_start_goal_generator(key: jax.Array, params: GridParams) -> tuple[jax.Array, jax.Array]:

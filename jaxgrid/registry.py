@@ -7,10 +7,12 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from jaxgrid.gymnax_base import environment
 
 from jaxgrid import layouts
-from jaxgrid.env import GridWorld
+from jaxgrid.env import GridWorld, host_only
 from jaxgrid.layouts import BUILTIN_LAYOUTS, LEFT_DOWN_RIGHT_UP, UP_RIGHT_DOWN_LEFT, Layout
 from jaxgrid.procedural import (
     Generator,
@@ -19,6 +21,7 @@ from jaxgrid.procedural import (
     maze_template,
     random_start_goal_generator,
 )
+from jaxgrid.types import check_param
 
 EnvFactory = Callable[..., tuple[environment.Environment, Any]]
 
@@ -26,7 +29,7 @@ _REGISTRY: dict[str, EnvFactory] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 _REGISTER_HOOKS: list[Callable[[str], None]] = []
 
-ENV_KWARGS = ("obs", "view_size")
+ENV_KWARGS = ("obs", "view_size", "debug")
 
 
 def register(env_id: str, factory: EnvFactory, description: str = "") -> None:
@@ -94,11 +97,31 @@ def make(env_id: str, **overrides: Any) -> tuple[environment.Environment, Any]:
         **overrides: env options (``obs``, ``view_size``, ``layout`` where the id takes one) and
             traced param values (``max_steps_in_episode``, ``step_reward``, ``slip_prob``, ...).
 
+    Every override is checked on the host before anything is built or compiled: traced params
+    for type (a bool is a bool, an int is integral), scalar shape, finiteness and range
+    (``jaxgrid.types.PARAM_SPECS``); options (``obs``, ``view_size``, ``debug``, ``size``,
+    ``is_slippery``, ...) for their valid values.
+
     Raises:
-        ValueError: unknown id (naming the closest ids) or an unknown / invalid override.
+        ValueError: unknown id (naming the closest ids) or an unknown / invalid override (naming it
+            and its valid values).
     """
     check_env_id(env_id)
-    return _REGISTRY[env_id](**overrides)
+    env, params = _REGISTRY[env_id](**overrides)
+    if isinstance(env, GridWorld):
+        env.validate_params(params)
+    return env, params
+
+
+def check_make(env_id: str, **overrides: Any) -> None:
+    """Runs every check ``make(env_id, **overrides)`` runs, on the host only: the env is built
+    with NumPy arrays and dropped (no device transfer, nothing compiled). ``PPOConfig`` uses it.
+
+    Raises:
+        ValueError: as ``make``.
+    """
+    with host_only():
+        make(env_id, **overrides)
 
 
 def _split_overrides(
@@ -121,13 +144,10 @@ def _split_overrides(
             f"unknown override(s) {', '.join(map(repr, unknown))} for {env_id!r}; valid: {', '.join(valid)}"
         )
     values = {**(param_defaults or {}), **overrides}
+    for name, value in overrides.items():  # named and checked here, before any env is built
+        check_param(name, value, scalar=True, to_device=False)
     if "slip_prob" in overrides:
-        slip = float(overrides["slip_prob"])
-        if not 0.0 <= slip <= 1.0:
-            raise ValueError(f"slip_prob must be in [0, 1], got {slip}")
         slippery = True
-    if "max_steps_in_episode" in values and int(values["max_steps_in_episode"]) < 1:
-        raise ValueError(f"max_steps_in_episode must be >= 1, got {values['max_steps_in_episode']}")
     if not slippery:
         values.pop("slip_prob", None)
     return env_kwargs, values, slippery
@@ -177,9 +197,24 @@ def make_procedural(
 
 
 def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
+    return bool(value)
+
+
+def _check_size(env_id: str, size: Any) -> tuple[int, int]:
+    """``size=N`` or ``size=(H, W)`` of a sized family as ``(H, W)`` (ints; ranges are the family's)."""
+    pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in pair):
+        raise ValueError(f"{env_id}: size must be an int N or a pair of ints (H, W), got {size!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_probability(name: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1] (a float probability), got {value!r}")
+    return float(value)
 
 
 def _gridworld_4x4(**overrides: Any):
@@ -232,7 +267,7 @@ def _frozen_lake_factory(env_id: str, default_map: str, max_steps: int):
         when slippery), ``reward_schedule`` (goal, hole, frozen)."""
         slippery = _check_bool("is_slippery", is_slippery)
         maps = {"4x4": "frozen-lake-4x4", "8x8": "frozen-lake-8x8"}
-        if map_name is not None and map_name not in maps:
+        if map_name is not None and (not isinstance(map_name, str) or map_name not in maps):
             raise ValueError(f"unknown FrozenLake map_name {map_name!r}; valid: '4x4', '8x8' (or pass desc=)")
         if desc is not None:
             text = frozen_lake_text(desc, env_id)
@@ -247,14 +282,18 @@ def _frozen_lake_factory(env_id: str, default_map: str, max_steps: int):
             "slip_prob": GYMNASIUM_SLIP_PROB,
         }
         if success_rate is not None:
-            if not 0.0 <= float(success_rate) <= 1.0:
-                raise ValueError(f"success_rate must be in [0, 1], got {success_rate}")
-            defaults["slip_prob"] = 1.0 - float(success_rate)
+            defaults["slip_prob"] = 1.0 - _check_probability("success_rate", success_rate)
         if reward_schedule is not None:
-            if len(reward_schedule) != 3:
-                raise ValueError(f"reward_schedule is (goal, hole, frozen), got {reward_schedule!r}")
-            goal, hole, frozen = (float(x) for x in reward_schedule)
-            defaults.update(goal_reward=goal, lava_reward=hole, step_reward=frozen)
+            if not isinstance(reward_schedule, (tuple, list)) or len(reward_schedule) != 3:
+                raise ValueError(
+                    f"reward_schedule must be 3 finite floats (goal, hole, frozen), got {reward_schedule!r}"
+                )
+            for label, name, value in zip(("goal", "hole", "frozen"), ("goal_reward", "lava_reward", "step_reward"),
+                                          reward_schedule):
+                try:
+                    defaults[name] = check_param(name, value, to_device=False).item()
+                except ValueError as err:
+                    raise ValueError(f"reward_schedule ({label}, the {name}): {err}") from None
         return make_grid(
             env_id, text, overrides, action_deltas=LEFT_DOWN_RIGHT_UP, param_defaults=defaults,
             slippery=slippery,
@@ -305,7 +344,7 @@ def _four_rooms_random(**overrides: Any):
 
 
 def _empty_room(size: int | tuple[int, int] = 8, **overrides: Any):
-    height, width = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
+    height, width = _check_size("EmptyRoom-v0", size)
     layout = layouts.empty_room(height, width)
     defaults = {"step_reward": -0.01, "goal_reward": 1.0, "max_steps_in_episode": 4 * height * width}
     return make_grid("EmptyRoom-v0", layout, overrides, param_defaults=defaults)
@@ -322,7 +361,7 @@ def _maze_factory(env_id: str, size: int):
 
 
 def _maze_any(size: int | tuple[int, int] = 9, **overrides: Any):
-    height, width = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
+    height, width = _check_size("Maze-v0", size)
     return make_procedural(
         "Maze-v0", maze_template(height, width), maze_generator(height, width), overrides,
         param_defaults={"step_reward": -0.01, "goal_reward": 1.0, "max_steps_in_episode": 2 * height * width},

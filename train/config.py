@@ -6,7 +6,10 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Literal
+
+import numpy as np
 
 # Hyperparameters that are traced values inside the fused program, so a sweep can vmap them.
 SWEEPABLE: tuple[str, ...] = (
@@ -43,6 +46,48 @@ SHAPE_CHANGING: tuple[str, ...] = (
 
 def _fail(name: str, value: Any, rule: str) -> None:
     raise ValueError(f"PPOConfig.{name}={value!r} is invalid: {rule}")
+
+
+def _is_int(value: Any) -> bool:
+    """A true integer (Python or NumPy), not a bool, not a float."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    """A real number (Python or NumPy int/float), not a bool, not a string."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _int_tuple(name: str, value: Any, example: str) -> tuple[int, ...]:
+    """``value`` (a list, tuple, range or 1-D array of ints) as a tuple of Python ints."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    if not isinstance(value, (tuple, list, range)):
+        _fail(name, value, f"must be a tuple of ints, e.g. {example}")
+    bad = [v for v in value if not _is_int(v)]
+    if bad:
+        _fail(name, tuple(value), f"must be a tuple of ints, e.g. {example}; {bad[0]!r} is not an int")
+    return tuple(int(v) for v in value)
+
+
+def _sweep_grid(sweep: Any) -> dict[str, tuple[float, ...]]:
+    """``sweep`` (a dict of name -> sequence of numbers) as ``{name: tuple of floats}``."""
+    form = 'a dict {name: (value, ...)}, e.g. {"learning_rate": (1e-3, 3e-4)} ({} for no sweep)'
+    if not isinstance(sweep, Mapping):
+        _fail("sweep", sweep, f"must be {form}")
+    out = {}
+    for key, vals in sweep.items():
+        if not isinstance(key, str):
+            _fail("sweep", key, f"keys must be hyperparameter names (str); sweepable keys: {', '.join(SWEEPABLE)}")
+        if isinstance(vals, np.ndarray) and vals.ndim == 1:
+            vals = vals.tolist()
+        if not isinstance(vals, (tuple, list)):
+            _fail(f"sweep[{key!r}]", vals, f"must be a tuple of numbers; sweep is {form}")
+        bad = [v for v in vals if not _is_real(v)]
+        if bad:
+            _fail(f"sweep[{key!r}]", tuple(vals), f"must be a tuple of numbers; {bad[0]!r} is not a number")
+        out[key] = tuple(float(v) for v in vals)
+    return out
 
 
 @dataclass(frozen=True)
@@ -110,15 +155,14 @@ class PPOConfig:
     on when ``n <= minibatch_size``; ``"on"`` needs a Discrete observation space; ``"off"``."""
 
     def __post_init__(self) -> None:
-        # Normalise sequence fields given as lists (e.g. from a CLI) into tuples.
-        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        # Normalise sequence fields given as lists (e.g. from a CLI) into tuples, refusing what is
+        # not exactly of the documented form (no silent int() of 1.5, True or a string).
+        object.__setattr__(self, "seeds", _int_tuple("seeds", self.seeds, "(0, 1, 2)"))
+        object.__setattr__(self, "hidden_sizes", _int_tuple("hidden_sizes", self.hidden_sizes, "(64, 64)"))
+        if not isinstance(self.env_kwargs, Mapping) or not all(isinstance(k, str) for k in self.env_kwargs):
+            _fail("env_kwargs", self.env_kwargs, "must be a dict of keyword arguments {name: value} ({} for none)")
         object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
-        object.__setattr__(
-            self,
-            "sweep",
-            {str(k): tuple(float(v) for v in vals) for k, vals in dict(self.sweep).items()},
-        )
+        object.__setattr__(self, "sweep", _sweep_grid(self.sweep))
         self._validate()
 
     # ---------------------------------------------------------------------------- validation
@@ -163,6 +207,30 @@ class PPOConfig:
 
         if not is_known_env_id(self.env_id):
             _fail("env_id", self.env_id, f"must be a known env id; valid choices: {', '.join(known_env_ids())}")
+        self._validate_env_kwargs()
+
+    def _validate_env_kwargs(self) -> None:
+        """Checks the overrides on the host, before anything is compiled or written: jaxgrid ids by
+        ``jaxgrid.check_make`` (names, types, scalar shape, finiteness, ranges), gymnax ids by
+        name and as finite real scalars or bools."""
+        from train.envs import jaxgrid_ids, make_env
+
+        try:
+            if self.env_id in jaxgrid_ids():
+                import jaxgrid
+
+                jaxgrid.check_make(self.env_id, **self.env_kwargs)
+                return
+            for key, value in self.env_kwargs.items():
+                ok = isinstance(value, (bool, np.bool_)) or (_is_real(value) and math.isfinite(value))
+                if not ok:
+                    _fail(f"env_kwargs[{key!r}]", value, "must be a finite number or a bool (a gymnax EnvParams field)")
+            if self.env_kwargs:
+                make_env(self.env_id, self.env_kwargs)
+        except (ValueError, TypeError) as err:
+            if str(err).startswith("PPOConfig."):
+                raise
+            _fail("env_kwargs", self.env_kwargs, f"{self.env_id}: {err}")
 
     @staticmethod
     def _validate_hparams(values: dict[str, Any], where: str) -> None:

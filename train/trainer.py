@@ -61,8 +61,16 @@ def train(
 
     Returns:
         A ``TrainResult``.
+
+    Raises:
+        ValueError: ``num_devices`` not an int in ``[1, len(jax.devices())]`` (before compiling).
     """
-    n_dev = len(jax.devices()) if num_devices is None else num_devices
+    available = len(jax.devices())
+    if num_devices is not None and (
+        isinstance(num_devices, bool) or not isinstance(num_devices, int) or not 1 <= num_devices <= available
+    ):
+        raise ValueError(f"num_devices={num_devices!r} is invalid: must be None (all) or an int in [1, {available}]")
+    n_dev = available if num_devices is None else num_devices
     env_parallel = env_parallel and n_dev > 1
     keys, hparams = place_inputs(config, n_dev, env_parallel)
 

@@ -72,3 +72,68 @@ def test_config_is_frozen():
     with pytest.raises(Exception):
         c.num_envs = 3  # type: ignore[misc]
     assert c.replace(num_envs=8).num_envs == 8 and c.num_envs == 16
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"seeds": (1.5, 2.7)}, "PPOConfig.seeds=(1.5, 2.7) is invalid: must be a tuple of ints, e.g. (0, 1, 2); 1.5"),
+        ({"seeds": (True, False)}, "PPOConfig.seeds=(True, False) is invalid: must be a tuple of ints"),
+        ({"seeds": 5}, "PPOConfig.seeds=5 is invalid: must be a tuple of ints, e.g. (0, 1, 2)"),
+        ({"seeds": "01"}, "PPOConfig.seeds='01' is invalid: must be a tuple of ints"),
+        ({"hidden_sizes": (64.9,)}, "PPOConfig.hidden_sizes=(64.9,) is invalid: must be a tuple of ints, e.g. (64, 64)"),
+        ({"hidden_sizes": 64}, "PPOConfig.hidden_sizes=64 is invalid: must be a tuple of ints"),
+        ({"sweep": {"learning_rate": "3"}}, "PPOConfig.sweep['learning_rate']='3' is invalid: must be a tuple of numbers"),
+        ({"sweep": {"learning_rate": (1e-3, "3")}}, "'3' is not a number"),
+        ({"sweep": {"learning_rate": (True,)}}, "True is not a number"),
+        ({"sweep": None}, 'PPOConfig.sweep=None is invalid: must be a dict {name: (value, ...)}, e.g. {"learning_rate"'),
+        ({"env_kwargs": None}, "PPOConfig.env_kwargs=None is invalid: must be a dict of keyword arguments"),
+        ({"env_kwargs": {"step_reward": float("nan")}},
+         "PPOConfig.env_kwargs={'step_reward': nan} is invalid: GridWorld-4x4-v0: env param step_reward must be a finite float"),
+        ({"env_kwargs": {"max_steps_in_episod": 100}}, "unknown override(s) 'max_steps_in_episod'"),
+        ({"env_kwargs": {"lava_terminates": "no"}}, "env param lava_terminates must be True or False, got 'no'"),
+        ({"env_id": "CartPole-v1", "env_kwargs": {"gravity": float("inf")}},
+         "PPOConfig.env_kwargs['gravity']=inf is invalid: must be a finite number or a bool"),
+        ({"env_id": "CartPole-v1", "env_kwargs": {"gravty": 9.8}}, "unknown keys ['gravty']"),
+    ],
+)
+def test_validation__malformed_fields_are_refused_naming_the_field_and_valid_form(kwargs, fragment):
+    with pytest.raises(ValueError) as err:
+        PPOConfig(**kwargs)
+    assert fragment in str(err.value)
+
+
+def test_validation__sequences_of_exact_ints_and_numbers_are_normalised():
+    import numpy as np
+
+    c = PPOConfig(seeds=[3, np.int64(4)], hidden_sizes=np.array([8, 8]), sweep={"learning_rate": [1e-3, np.float32(2e-3)]})
+    assert c.seeds == (3, 4) and type(c.seeds[1]) is int
+    assert c.hidden_sizes == (8, 8)
+    assert c.sweep["learning_rate"][0] == 1e-3 and len(c.sweep["learning_rate"]) == 2
+    assert PPOConfig(env_id="CartPole-v1", env_kwargs={"gravity": 9.0}).env_kwargs == {"gravity": 9.0}
+
+
+@pytest.mark.parametrize("num_devices", [0, -1, 2.0, True, "1", 10**6])
+def test_train__bad_num_devices_is_refused_naming_it(num_devices):
+    from train import train
+
+    with pytest.raises(ValueError, match=r"num_devices=.* is invalid: must be None \(all\) or an int in \[1, "):
+        train(PPOConfig(seeds=(0,), total_timesteps=512), num_devices=num_devices)
+
+
+@pytest.mark.timeout(120)
+def test_cli__non_finite_env_kwarg_fails_before_compiling_and_writes_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=repo)
+    proc = subprocess.run(
+        [sys.executable, "-m", "train.cli", "--env-kwargs", "step_reward=nan", "--out", str(tmp_path / "runs")],
+        env=env, capture_output=True, text=True, timeout=100, cwd=tmp_path,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "env param step_reward must be a finite float" in proc.stderr and "got 'nan'" in proc.stderr
+    assert "compil" not in (proc.stdout + proc.stderr).lower()
+    assert list(tmp_path.iterdir()) == []  # no run directory, nothing written
