@@ -20,7 +20,7 @@ scripted calls on Gymnasium's FrozenLake/CartPole and on these adapters):
   ``step`` and reports ``info["final_obs"]``/``info["final_info"]`` with masks ``_final_obs``/
   ``_final_info``; DISABLED never resets (``reset(options={"reset_mask": mask})`` does). Observations
   and rewards have ``SyncVectorEnv``'s dtypes (int64 for ``Discrete``, float64 rewards).
-- Seeding: ``reset(seed=s)`` makes the env's JAX key ``jax.random.PRNGKey(s)``; a vector env seeds env
+- Seeding: ``reset(seed=s)`` makes the env's JAX key ``jax.random.PRNGKey(s)`` (``keys_from_seeds``); a vector env seeds env
   ``i`` with ``seed[i]`` (a list) or ``seed + i`` (an int), so env ``i`` of ``make_vec`` with seed ``s``
   runs the same trajectory as ``gymnasium.make`` of the same id with seed ``s + i``, and never
   depends on the other envs' seeds. ``reset()`` without a seed continues each env's key chain.
@@ -105,10 +105,11 @@ def _check_seed(seed: Any) -> int:
 
 
 def keys_from_seeds(seeds: np.ndarray | list[int]) -> np.ndarray:
-    """[N, 2] uint32 raw JAX keys, row ``i`` equal to ``jax.random.PRNGKey(seeds[i])``.
+    """[N, 2] uint32 raw JAX keys, row ``i`` equal to ``jax.random.PRNGKey(seeds[i])`` for seeds below 2**32.
 
-    Seeds are non-negative ints; one below 2**64 is split into its high and low 32-bit words, as
-    ``PRNGKey`` does; a larger one is hashed with ``np.random.SeedSequence``.
+    Seeds are non-negative ints; one below 2**64 is split into its high and low 32-bit words (what
+    ``PRNGKey`` does with x64 enabled; without it ``PRNGKey`` drops the high word), a larger one is
+    hashed with ``np.random.SeedSequence``: distinct seeds, distinct keys.
     """
     seeds = [_check_seed(s) for s in seeds] if isinstance(seeds, list) else seeds
     if isinstance(seeds, list) and any(s >= 2**64 for s in seeds):
@@ -475,8 +476,11 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
                 f"envs {np.flatnonzero(self._autoreset).tolist()} ended on the last step and autoreset is "
                 "DISABLED: reset them first with reset(options={'reset_mask': mask})"
             )
+        mode = self.autoreset_mode
+        if mode == AutoresetMode.NEXT_STEP and not self._autoreset.any():
+            mode = AutoresetMode.DISABLED  # the same result without computing resets nobody needs
         out = batch_step(
-            self.env, self.autoreset_mode, self._device_keys, self._state, jnp.asarray(actions, jnp.int32),
+            self.env, mode, self._device_keys, self._state, jnp.asarray(actions, jnp.int32),
             self.params, jnp.asarray(self._autoreset),
         )
         self._device_keys, obs_d, self._state, reward, terminated, truncated, final_d = out

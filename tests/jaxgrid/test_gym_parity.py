@@ -307,6 +307,10 @@ def test_make_vec__errors_caught_as_gymnasiums():
         assert env.step(np.array([2, 1, 2]))[2].tolist() == [False, True, False]  # env 1: hole at 12
         with pytest.raises(AssertionError):
             env.step(np.array([0, 0, 0]))  # DISABLED: env 1 must be reset first
+    with pytest.raises(ValueError, match=r"got 2 ints/None|list of 3"):  # ours: also a ValueError with a message
+        ours.reset(seed=[1, 2])
+    with pytest.raises(ValueError, match="reset them first"):
+        ours.step(np.array([0, 0, 0]))
     with pytest.raises(AssertionError):
         gymnasium.make_vec("CartPole-v1", num_envs=2).step(np.array([0, 1]))
     with pytest.raises(AssertionError, match="call reset"):
@@ -325,6 +329,10 @@ def test_make_vec__writable_arrays_and_dtypes_as_sync_vector_env():
     a, b = ours.step(np.array([1, 2])), theirs.step(np.array([1, 2]))
     for x, y in zip(a[:4], b[:4]):
         assert x.dtype == y.dtype and x.shape == y.shape and x.flags.writeable and y.flags.writeable
+    assert not np.shares_memory(a[0], ours.step(np.array([1, 2]))[0])
+    cartpole = gymnasium.make_vec("CartPole-v1", num_envs=2)
+    cartpole.reset(seed=0)
+    assert cartpole.step(np.array([0, 1]))[1].dtype == np.float32  # README: CartPole's vector env differs
     obs, reward, terminated, truncated, _ = a
     reward *= 2
     obs += 1
@@ -388,6 +396,28 @@ def test_make_vec__env_i_seeded_with_seed_i_as_sync_vector_env(make):
     assert not np.array_equal(a[:, 2], b[:, 2])
     np.testing.assert_array_equal(_vector_trajectory(venv, 5), _vector_trajectory(make(), [5, 6, 7]))
     np.testing.assert_array_equal(_vector_trajectory(venv, [3, 3, 3])[:, 0], _vector_trajectory(venv, [3, 3, 3])[:, 2])
+
+
+def test_seeds__are_jax_prng_keys():
+    import jax
+
+    for seed in (0, 1, 12345, 2**31 + 5, 2**32 - 1):
+        np.testing.assert_array_equal(gym_adapter.keys_from_seeds([seed])[0], jax.random.PRNGKey(seed))
+    # larger seeds keep their high word (PRNGKey without x64 would drop it): distinct keys
+    big = gym_adapter.keys_from_seeds([3, 2**40 + 3, 2**64 - 1, 2**70, 2**70 + 1])
+    assert len({tuple(k) for k in big.tolist()}) == 5 and big.dtype == np.uint32
+
+
+def test_stepping_past_termination__the_documented_difference():
+    """Gymnasium's FrozenLake stays in a terminal cell (reward 0) when stepped without reset; the
+    adapter moves on from it (README, deliberate differences)."""
+    theirs = gymnasium.make("FrozenLake-v1", is_slippery=False, max_episode_steps=-1)
+    ours = gymnasium.make("jaxgrid/FrozenLake-v1", is_slippery=False, max_episode_steps=-1)
+    for env in (theirs, ours):
+        env.reset(seed=0)
+        assert env.step(1)[0] == 4 and env.step(2)[:3] == (5, 0.0, True)  # the hole at 5
+    assert theirs.step(0)[:3] == (5, 0, True)
+    assert ours.step(0)[:3] == (4, 0.0, False)
 
 
 def test_make_vec__env_i_runs_as_the_single_env_seeded_seed_plus_i():
