@@ -479,9 +479,9 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         mode = self.autoreset_mode
         if mode == AutoresetMode.NEXT_STEP and not self._autoreset.any():
             mode = AutoresetMode.DISABLED  # the same result without computing resets nobody needs
+        # NumPy arguments go straight to the jitted call (a jnp.asarray each would be an extra dispatch).
         out = batch_step(
-            self.env, mode, self._device_keys, self._state, jnp.asarray(actions, jnp.int32),
-            self.params, jnp.asarray(self._autoreset),
+            self.env, mode, self._device_keys, self._state, actions.astype(np.int32), self.params, self._autoreset
         )
         self._device_keys, obs_d, self._state, reward, terminated, truncated, final_d = out
         self._obs_device = obs_d
