@@ -255,7 +255,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         params = self.default_params if params is None else params
         return spaces.Dict(
             {
-                # time runs 0..max_steps_in_episode; capped at the int32 range gymnax samples in
+                # time runs 0..max_steps_in_episode (step autoresets at the limit, so states it
+                # returns stay below it); capped so that gymnax's int32 sample/contains work.
                 "time": spaces.Discrete(min(int(params.max_steps_in_episode) + 1, 2**31 - 1)),
                 "pos": spaces.Discrete(self.height * self.width),
             }

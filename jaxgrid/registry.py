@@ -290,9 +290,8 @@ def _frozen_lake_factory(env_id: str, default_map: str, max_steps: int):
     return factory
 
 
-# CliffWalking has no time limit in Gymnasium; the largest step count whose state space
-# (time in [0, limit], ``GridWorld.state_space``) still fits int32 stands for "never truncates".
-NO_TIME_LIMIT = 2**31 - 2
+# CliffWalking has no time limit in Gymnasium; int32 max stands for "never truncates".
+NO_TIME_LIMIT = 2**31 - 1
 
 
 def _cliff_walking_factory(env_id: str, default_slippery: bool):
