@@ -5,7 +5,9 @@ What a user observes follows Gymnasium 1.x (``tests/jaxgrid/test_gym_parity.py``
 scripted calls on Gymnasium's FrozenLake/CartPole and on these adapters):
 
 - ``JaxGridEnv`` (one env): no auto-reset; ``int`` observations for a ``Discrete`` space, otherwise a
-  writable NumPy array; ``float`` reward, ``bool`` flags, ``{}`` info.
+  writable NumPy array; ``float`` reward, ``bool`` flags. Info is ``{}``, except for Gymnasium's
+  toy-text ports (FrozenLake, CliffWalking): ``{"prob": p}``, the sampled transition's probability
+  as Gymnasium reports it; FrozenLake's terminal cells absorb steps taken without a reset, as there.
 - Time limits: ids with a fixed default limit register it as the spec's ``max_episode_steps``
   (``FrozenLake-v1``: 100, as in Gymnasium), so ``gymnasium.make`` adds Gymnasium's ``TimeLimit`` and
   ``make(..., max_episode_steps=N)`` overrides it. Ids whose default depends on a ``make`` argument
@@ -58,6 +60,15 @@ SPEC_MAX_EPISODE_STEPS = {
     "FourRoomsRandom-v0": 100,
     "Maze-9x9-v0": 162,
     "Maze-15x15-v0": 450,
+}
+# Gymnasium's toy-text ports: their info is {"prob": p} as Gymnasium's (the probability of the
+# sampled transition; 1 at reset); value: whether terminal cells absorb further steps (FrozenLake's do,
+# with reward 0; CliffWalking moves on from its goal).
+TOY_TEXT_ABSORBING = {
+    "FrozenLake-v1": True,
+    "FrozenLake8x8-v1": True,
+    "CliffWalking-v1": False,
+    "CliffWalkingSlippery-v1": False,
 }
 # What the adapter's params hold where no limit applies; time counts in int32.
 NO_TIME_LIMIT = 2**31 - 2
@@ -138,15 +149,32 @@ def _env_reset(env, key: jax.Array, params):
 
 
 def _env_step(env, key: jax.Array, state, action: jax.Array, params):
-    """``(key', obs, state, reward, terminated, truncated)``; no auto-reset.
+    """``(key', obs, state, reward, terminated, truncated, slipped)``; no auto-reset.
 
+    A slippery env's slip is drawn here, by the env's (and Gymnasium's) rule: the intended move with
+    probability ``1 - slip_prob``, each perpendicular one with ``slip_prob / 2``; the env then moves
+    without slipping. Drawing it here lets the adapter report the transition's probability.
     ``truncated`` is Gymnasium's ``TimeLimit`` rule: the step count reached the limit, whether or
     not this step also terminated.
     """
     key, key_step = jax.random.split(key)
+    slipped = jnp.bool_(False)
+    if env.slippery:
+        key_slip, key_side, key_step = jax.random.split(key_step, 3)
+        slipped = jax.random.uniform(key_slip) < params.slip_prob
+        turn = jnp.where(jax.random.bernoulli(key_side), 1, 3)  # +1 clockwise, +3 counter-clockwise
+        action = jnp.where(slipped, (jnp.asarray(action, jnp.int32) + turn) % 4, action)
+        params = params.replace(slip_prob=jnp.zeros_like(params.slip_prob))
     obs, state, reward, terminated, _ = env.step_env(key_step, state, action, params)
     truncated = state.time >= params.max_steps_in_episode
-    return key, obs, state, reward, terminated, truncated
+    return key, obs, state, reward, terminated, truncated, slipped
+
+
+@partial(jax.jit, static_argnums=0)
+def _absorb(env, state, params):
+    """A step taken in an absorbing terminal cell: only the step count moves."""
+    state = state.replace(time=state.time + 1)
+    return state, state.time >= params.max_steps_in_episode
 
 
 _single_reset = partial(jax.jit, static_argnums=0)(_env_reset)
@@ -187,24 +215,24 @@ def batch_step(env, mode: AutoresetMode, keys: jax.Array, state, actions: jax.Ar
         reset_first: [N] bool, envs that ended on the previous step (used by NEXT_STEP).
 
     Returns:
-        ``(keys', obs, state', reward, terminated, truncated, final_obs)``; ``final_obs`` is the
-        observation each step reached (before a SAME_STEP reset).
+        ``(keys', obs, state', reward, terminated, truncated, final_obs, slipped)``; ``final_obs`` is
+        the observation each step reached (before a SAME_STEP reset); ``slipped`` [N] bool.
     """
 
     def one(key, state, action, reset_first):
-        key_s, obs_s, state_s, reward, terminated, truncated = _env_step(env, key, state, action, params)
+        key_s, obs_s, state_s, reward, terminated, truncated, slipped = _env_step(env, key, state, action, params)
         if mode == AutoresetMode.NEXT_STEP:
             key_r, obs_r, state_r = _env_reset(env, key, params)
             pick = partial(_where, reset_first)
             zero = jnp.zeros_like(reward)
             return (pick(key_r, key_s), pick(obs_r, obs_s), jax.tree.map(pick, state_r, state_s),
-                    pick(zero, reward), terminated & ~reset_first, truncated & ~reset_first, obs_s)
+                    pick(zero, reward), terminated & ~reset_first, truncated & ~reset_first, obs_s, slipped)
         if mode == AutoresetMode.SAME_STEP:
             key_r, obs_r, state_r = _env_reset(env, key_s, params)
             pick = partial(_where, terminated | truncated)
             return (pick(key_r, key_s), pick(obs_r, obs_s), jax.tree.map(pick, state_r, state_s),
-                    reward, terminated, truncated, obs_s)
-        return key_s, obs_s, state_s, reward, terminated, truncated, obs_s
+                    reward, terminated, truncated, obs_s, slipped)
+        return key_s, obs_s, state_s, reward, terminated, truncated, obs_s, slipped
 
     return jax.vmap(one)(keys, state, actions, reset_first)
 
@@ -272,6 +300,22 @@ def _build(env_id: str, make_kwargs: dict[str, Any], max_episode_steps: Any):
     return env, params.replace(max_steps_in_episode=jnp.int32(limit))
 
 
+def _move_probs(env_id: str, env, params, make_kwargs: dict[str, Any]) -> tuple[float, float]:
+    """``(p_intended, p_side)``: Gymnasium's ``prob`` of a step that did not / did slip, computed as
+    Gymnasium computes it (FrozenLake: ``success_rate`` and ``(1 - success_rate) / 2``; slippery
+    CliffWalking: ``1 / 3`` each)."""
+    if not env.slippery:
+        return 1.0, 1.0
+    if "slip_prob" not in make_kwargs:
+        if env_id.startswith("FrozenLake"):
+            success_rate = float(make_kwargs.get("success_rate", 1.0 / 3.0))
+            return success_rate, (1.0 - success_rate) / 2.0
+        if env_id.startswith("CliffWalking"):
+            return 1 / 3, 1 / 3
+    slip = float(make_kwargs.get("slip_prob", params.slip_prob))
+    return 1.0 - slip, slip / 2.0
+
+
 def _check_render_mode(render_mode: str | None) -> None:
     if render_mode is not None and render_mode not in RENDER_MODES:
         raise ValueError(f"unknown render_mode {render_mode!r}; valid: {RENDER_MODES} or None")
@@ -285,8 +329,9 @@ class JaxGridEnv(gymnasium.Env):
         render_mode: ``"ansi"``, ``"rgb_array"`` or None.
         **make_kwargs: passed to ``jaxgrid.make`` (``obs=``, ``layout=``, ``is_slippery=``, params).
 
-    ``reset`` returns ``(obs, {})``; ``step`` returns ``(obs, float, bool, bool, {})``; ``obs`` is an
-    ``int`` for a ``Discrete`` space, else a fresh writable ``np.ndarray`` of the space's dtype.
+    ``reset`` returns ``(obs, info)``; ``step`` returns ``(obs, float, bool, bool, info)``; ``obs`` is
+    an ``int`` for a ``Discrete`` space, else a fresh writable ``np.ndarray`` of the space's dtype;
+    ``info`` is ``{}`` (``{"prob": p}`` for the toy-text ports, as Gymnasium's).
 
     Raises:
         ValueError: an unknown id, override or render mode; an invalid action in ``step``.
@@ -299,6 +344,11 @@ class JaxGridEnv(gymnasium.Env):
         _check_render_mode(render_mode)
         self.env_id = env_id
         self.env, self.params = _build(env_id, make_kwargs, None)
+        self._toy_text = env_id in TOY_TEXT_ABSORBING
+        self._absorbing = TOY_TEXT_ABSORBING.get(env_id, False)
+        self._probs = _move_probs(env_id, self.env, self.params, make_kwargs)
+        self._terminated = False
+        self._last_obs = None
         self.render_mode = render_mode
         self.observation_space = to_gymnasium_space(self.env.observation_space(self.params))
         self.action_space = gymnasium.spaces.Discrete(self.env.num_actions)
@@ -319,15 +369,22 @@ class JaxGridEnv(gymnasium.Env):
         elif self._key is None:
             self._key = _random_keys(self.np_random, 1)[0]
         self._key, obs, self._state = _single_reset(self.env, self._key, self.params)
-        return self._obs(jax.device_get(obs)), {}
+        self._terminated = False
+        self._last_obs = jax.device_get(obs)
+        return self._obs(self._last_obs), ({"prob": 1} if self._toy_text else {})
 
     def step(self, action):
         if self._state is None:
             raise ResetNeededError(f"call reset() before step() on {gymnasium_id(self.env_id)}")
         action = _check_action(action, self.env.num_actions, self.env.action_names, self.env_id)
+        if self._terminated and self._absorbing:  # Gymnasium's FrozenLake: a terminal cell absorbs
+            self._state, truncated = _absorb(self.env, self._state, self.params)
+            return self._obs(self._last_obs), 0.0, True, bool(truncated), {"prob": 1.0}
         self._key, obs, self._state, *out = _single_step(self.env, self._key, self._state, action, self.params)
-        obs, reward, terminated, truncated = jax.device_get((obs, *out))
-        return self._obs(obs), float(reward), bool(terminated), bool(truncated), {}
+        obs, reward, terminated, truncated, slipped = jax.device_get((obs, *out))
+        self._terminated, self._last_obs = bool(terminated), obs
+        info = {"prob": self._probs[int(slipped)]} if self._toy_text else {}
+        return self._obs(obs), float(reward), bool(terminated), bool(truncated), info
 
     def render(self):
         if self._state is None or self.render_mode is None:
@@ -384,6 +441,8 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.env_id = env_id
         self.env, self.params = _build(env_id, make_kwargs, max_episode_steps)
+        self._toy_text = env_id in TOY_TEXT_ABSORBING
+        self._probs = np.array(_move_probs(env_id, self.env, self.params, make_kwargs), dtype=np.float64)
         self.num_envs = int(num_envs)
         self.render_mode = render_mode
         self.single_observation_space = to_gymnasium_space(self.env.observation_space(self.params))
@@ -456,7 +515,8 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         )
         self._device_keys, self._obs_device = new_keys, obs
         self._autoreset = self._autoreset & ~mask
-        return self._host_obs(jax.device_get(obs)), {}
+        infos = {"prob": mask.astype(np.int64), "_prob": mask.copy()} if self._toy_text else {}
+        return self._host_obs(jax.device_get(obs)), infos
 
     def step(self, actions):
         """Steps every env; returns ``(obs, reward, terminated, truncated, info)`` as SyncVectorEnv."""
@@ -483,21 +543,41 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         out = batch_step(
             self.env, mode, self._device_keys, self._state, actions.astype(np.int32), self.params, self._autoreset
         )
-        self._device_keys, obs_d, self._state, reward, terminated, truncated, final_d = out
+        self._device_keys, obs_d, self._state, reward, terminated, truncated, final_d, slipped = out
         self._obs_device = obs_d
-        obs, reward, terminated, truncated = jax.device_get((obs_d, reward, terminated, truncated))
+        obs, reward, terminated, truncated, slipped = jax.device_get((obs_d, reward, terminated, truncated, slipped))
         terminated, truncated = np.array(terminated), np.array(truncated)
         done = terminated | truncated
+        infos = self._step_infos(done, slipped, final_d)
+        self._autoreset = done
+        return self._host_obs(obs), np.array(reward, dtype=np.float64), terminated, truncated, infos
+
+    def _step_infos(self, done: np.ndarray, slipped: np.ndarray, final_d: jax.Array) -> dict[str, Any]:
+        """The info dict ``SyncVectorEnv`` assembles (``VectorEnv._add_info``, env by env) from the
+        single env's infos, in its key order and dtypes: an info array takes the type of the first
+        env's value (``int`` 1 from a reset, ``float`` from a step)."""
+        n = self.num_envs
+        # NEXT_STEP: the envs that were reset instead of stepped report the reset info.
+        reset = self._autoreset if self.autoreset_mode == AutoresetMode.NEXT_STEP else np.zeros(n, bool)
+        prob = self._probs[np.asarray(slipped, np.int64)]
         infos: dict[str, Any] = {}
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             final = jax.device_get(final_d)
-            final_obs = np.full(self.num_envs, None, dtype=object)
+            final_obs = np.full(n, None, dtype=object)
             for i in np.flatnonzero(done):
                 final_obs[i] = self._single_obs(final[i])
-            # The keys and their order are SyncVectorEnv's: the single env's step info is {}.
-            infos = {"final_obs": final_obs, "_final_obs": done.copy(), "final_info": {}, "_final_info": done.copy()}
-        self._autoreset = done
-        return self._host_obs(obs), np.array(reward, dtype=np.float64), terminated, truncated, infos
+            final_info = {"prob": np.where(done, prob, 0.0), "_prob": done.copy()} if self._toy_text else {}
+            ended = {"final_obs": final_obs, "_final_obs": done.copy(), "final_info": final_info,
+                     "_final_info": done.copy()}
+            reset = done
+        else:
+            ended = {}
+        if not self._toy_text:
+            return ended
+        top = np.where(reset, 1.0, prob).astype(np.int64 if reset[0] else np.float64)
+        step_info = {"prob": top, "_prob": np.ones(n, bool)}
+        # env 0's own entries come first: its final_* if it ended, else its step info
+        return {**ended, **step_info} if done[0] and ended else {**step_info, **ended}
 
     def render(self):
         if self._state is None or self.render_mode is None:
