@@ -61,6 +61,8 @@ SPEC_MAX_EPISODE_STEPS = {
     "Maze-9x9-v0": 162,
     "Maze-15x15-v0": 450,
 }
+# Gymnasium's reward_threshold of the ids it also registers (its spec field, copied).
+SPEC_REWARD_THRESHOLD = {"FrozenLake-v1": 0.70, "FrozenLake8x8-v1": 0.85}
 # Gymnasium's toy-text ports: their info is {"prob": p} as Gymnasium's (the probability of the
 # sampled transition; 1 at reset); value: whether terminal cells absorb further steps (FrozenLake's do,
 # with reward 0; CliffWalking moves on from its goal).
@@ -600,6 +602,7 @@ def _register(env_id: str) -> None:
         vector_entry_point="jaxgrid.gym_adapter:JaxGridVectorEnv",
         kwargs={"env_id": env_id},
         max_episode_steps=SPEC_MAX_EPISODE_STEPS.get(env_id),
+        reward_threshold=SPEC_REWARD_THRESHOLD.get(env_id),
         disable_env_checker=False,
     )
 

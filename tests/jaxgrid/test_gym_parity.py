@@ -351,6 +351,24 @@ def test_make_vec__max_episode_steps_as_gymnasium(max_episode_steps):
         gymnasium.make_vec("jaxgrid/FrozenLake-v1", num_envs=1, max_episode_steps=0)
 
 
+@pytest.mark.parametrize("env_id", ["FrozenLake-v1", "FrozenLake8x8-v1", "CliffWalking-v1", "CliffWalkingSlippery-v1"])
+def test_spec__fields_as_gymnasiums(env_id):
+    ours, theirs = gymnasium.spec(f"jaxgrid/{env_id}"), gymnasium.spec(env_id)
+    for field in ("max_episode_steps", "reward_threshold", "nondeterministic", "order_enforce",
+                  "disable_env_checker", "additional_wrappers"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    def wrappers(env):
+        out = []
+        while isinstance(env, gymnasium.Wrapper):
+            out.append(type(env))
+            env = env.env
+        return out
+
+    a, b = gymnasium.make(f"jaxgrid/{env_id}"), gymnasium.make(env_id)
+    assert wrappers(a) == wrappers(b) and len(wrappers(a)) >= 2  # same wrapper stack (TimeLimit, ...)
+    assert a.spec.max_episode_steps == b.spec.max_episode_steps and a.spec.reward_threshold == b.spec.reward_threshold
+
+
 def test_spec_limits__equal_each_ids_default():
     for env_id, steps in gym_adapter.SPEC_MAX_EPISODE_STEPS.items():
         kwargs = {"layout": "S.G"} if env_id == "GridWorld-v0" else {}
