@@ -7,7 +7,8 @@ scripted calls on Gymnasium's FrozenLake/CartPole and on these adapters):
 - ``JaxGridEnv`` (one env): no auto-reset; ``int`` observations for a ``Discrete`` space, otherwise a
   writable NumPy array; ``float`` reward, ``bool`` flags. Info is ``{}``, except for Gymnasium's
   toy-text ports (FrozenLake, CliffWalking): ``{"prob": p}``, the sampled transition's probability
-  as Gymnasium reports it; FrozenLake's terminal cells absorb steps taken without a reset, as there.
+  as Gymnasium reports it, and Gymnasium's reward values and types (``int`` for its default tables);
+  FrozenLake's terminal cells absorb steps taken without a reset, as there.
 - Time limits: ids with a fixed default limit register it as the spec's ``max_episode_steps``
   (``FrozenLake-v1``: 100, as in Gymnasium), so ``gymnasium.make`` adds Gymnasium's ``TimeLimit`` and
   ``make(..., max_episode_steps=N)`` overrides it. Ids whose default depends on a ``make`` argument
@@ -318,6 +319,19 @@ def _move_probs(env_id: str, env, params, make_kwargs: dict[str, Any]) -> tuple[
     return 1.0 - slip, slip / 2.0
 
 
+def _reward_table(env_id: str, make_kwargs: dict[str, Any]) -> dict[float, Any] | None:
+    """Gymnasium's reward values of a toy-text port, keyed by their float32 value (what the jitted
+    step computes): its envs return their reward table's entries as given (``int`` for the defaults,
+    ``-0.01`` not float32's ``-0.009999999776``). None (plain ``float``) for other ids and wherever
+    a jaxgrid reward param is overridden."""
+    if env_id not in TOY_TEXT_ABSORBING or any(
+        k in make_kwargs for k in ("step_reward", "goal_reward", "lava_reward")
+    ):
+        return None
+    values = make_kwargs.get("reward_schedule", (1, 0, 0)) if env_id.startswith("FrozenLake") else (-1, -100)
+    return {float(np.float32(v)): v for v in values}
+
+
 def _check_render_mode(render_mode: str | None) -> None:
     if render_mode is not None and render_mode not in RENDER_MODES:
         raise ValueError(f"unknown render_mode {render_mode!r}; valid: {RENDER_MODES} or None")
@@ -331,9 +345,10 @@ class JaxGridEnv(gymnasium.Env):
         render_mode: ``"ansi"``, ``"rgb_array"`` or None.
         **make_kwargs: passed to ``jaxgrid.make`` (``obs=``, ``layout=``, ``is_slippery=``, params).
 
-    ``reset`` returns ``(obs, info)``; ``step`` returns ``(obs, float, bool, bool, info)``; ``obs`` is
+    ``reset`` returns ``(obs, info)``; ``step`` returns ``(obs, reward, bool, bool, info)``; ``obs`` is
     an ``int`` for a ``Discrete`` space, else a fresh writable ``np.ndarray`` of the space's dtype;
-    ``info`` is ``{}`` (``{"prob": p}`` for the toy-text ports, as Gymnasium's).
+    ``reward`` a ``float`` and ``info`` ``{}`` (for the toy-text ports, Gymnasium's reward type and
+    ``{"prob": p}``).
 
     Raises:
         ValueError: an unknown id, override or render mode; an invalid action in ``step``.
@@ -349,6 +364,7 @@ class JaxGridEnv(gymnasium.Env):
         self._toy_text = env_id in TOY_TEXT_ABSORBING
         self._absorbing = TOY_TEXT_ABSORBING.get(env_id, False)
         self._probs = _move_probs(env_id, self.env, self.params, make_kwargs)
+        self._rewards = _reward_table(env_id, make_kwargs) or {}
         self._terminated = False
         self._last_obs = None
         self.render_mode = render_mode
@@ -381,12 +397,13 @@ class JaxGridEnv(gymnasium.Env):
         action = _check_action(action, self.env.num_actions, self.env.action_names, self.env_id)
         if self._terminated and self._absorbing:  # Gymnasium's FrozenLake: a terminal cell absorbs
             self._state, truncated = _absorb(self.env, self._state, self.params)
-            return self._obs(self._last_obs), 0.0, True, bool(truncated), {"prob": 1.0}
+            return self._obs(self._last_obs), 0, True, bool(truncated), {"prob": 1.0}  # Gymnasium's int 0
         self._key, obs, self._state, *out = _single_step(self.env, self._key, self._state, action, self.params)
         obs, reward, terminated, truncated, slipped = jax.device_get((obs, *out))
         self._terminated, self._last_obs = bool(terminated), obs
         info = {"prob": self._probs[int(slipped)]} if self._toy_text else {}
-        return self._obs(obs), float(reward), bool(terminated), bool(truncated), info
+        reward = self._rewards.get(float(reward), float(reward))
+        return self._obs(obs), reward, bool(terminated), bool(truncated), info
 
     def render(self):
         if self._state is None or self.render_mode is None:
@@ -445,6 +462,7 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         self.env, self.params = _build(env_id, make_kwargs, max_episode_steps)
         self._toy_text = env_id in TOY_TEXT_ABSORBING
         self._probs = np.array(_move_probs(env_id, self.env, self.params, make_kwargs), dtype=np.float64)
+        self._rewards = _reward_table(env_id, make_kwargs) or {}
         self.num_envs = int(num_envs)
         self.render_mode = render_mode
         self.single_observation_space = to_gymnasium_space(self.env.observation_space(self.params))
@@ -552,7 +570,10 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         done = terminated | truncated
         infos = self._step_infos(done, slipped, final_d)
         self._autoreset = done
-        return self._host_obs(obs), np.array(reward, dtype=np.float64), terminated, truncated, infos
+        rewards = np.array(reward, dtype=np.float64)
+        for value32, value in self._rewards.items():  # Gymnasium's values, as SyncVectorEnv holds them
+            rewards[reward == value32] = value
+        return self._host_obs(obs), rewards, terminated, truncated, infos
 
     def _step_infos(self, done: np.ndarray, slipped: np.ndarray, final_d: jax.Array) -> dict[str, Any]:
         """The info dict ``SyncVectorEnv`` assembles (``VectorEnv._add_info``, env by env) from the

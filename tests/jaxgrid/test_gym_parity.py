@@ -3,8 +3,7 @@
 adapters, comparing what a user observes: values, Python types, dtypes, shapes, writability, info
 keys, spec fields, errors, autoreset semantics and seeding.
 
-Deliberate differences (README, "Gymnasium"): rewards are ``float`` (Gymnasium's toy-text envs
-return their reward table's ``int``s), so single-env rewards are compared as floats.
+Deliberate differences are listed in the README ("Gymnasium"); none shows in these comparisons.
 """
 
 from __future__ import annotations
@@ -37,7 +36,11 @@ GOAL_PATHS = {"FrozenLake-v1": PATH_4X4, "FrozenLake8x8-v1": [2] * 7 + [1] * 7, 
 def _assert_same(a, b, what=""):
     """Same type, and for arrays the same dtype, shape, values and writability."""
     assert type(a) is type(b), f"{what}: {type(a)} vs {type(b)}"
-    if isinstance(a, dict):
+    if isinstance(a, tuple):
+        assert len(a) == len(b), what
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{what}[{i}]")
+    elif isinstance(a, dict):
         assert list(a) == list(b), f"{what}: keys {list(a)} vs {list(b)}"
         for k in a:
             _assert_same(a[k], b[k], f"{what}[{k!r}]")
@@ -80,9 +83,7 @@ def test_single_env__step_for_step_as_gymnasium(gym_id, jg_id, kwargs, max_episo
     for t in range(400):
         action = int(rng.integers(4))
         a, b = ours.step(action), theirs.step(action)
-        assert float(a[1]) == float(b[1]) and isinstance(a[1], float)
-        _assert_same((a[0], a[2], a[3]), (b[0], b[2], b[3]), f"step {t}")
-        assert a[4] == b[4]
+        _assert_same(a, b, f"step {t}")
         if a[2] or a[3]:
             ends += 1
             truncations += a[3]
@@ -92,7 +93,7 @@ def test_single_env__step_for_step_as_gymnasium(gym_id, jg_id, kwargs, max_episo
     ours.reset(), theirs.reset()
     for t, action in enumerate(path):
         a, b = ours.step(action), theirs.step(action)
-        _assert_same((a[0], a[2], a[3]), (b[0], b[2], b[3]), f"path step {t}")
+        _assert_same(a, b, f"path step {t}")
         if a[2] or a[3]:
             break
     assert a[2] == (max_episode_steps is None or len(path) <= max_episode_steps)
@@ -105,6 +106,22 @@ def test_single_env__goal_on_the_last_allowed_step_is_terminated_and_truncated_a
             env.reset(seed=0)
             flags = [env.step(a)[2:4] for a in PATH_4X4]
             assert flags[-1] == (True, max_steps == 6) and not any(map(any, flags[:-1]))
+
+
+@pytest.mark.parametrize("kwargs", [{"reward_schedule": (1, -1, 0), "is_slippery": False},
+                                    {"reward_schedule": (2.0, -1.0, -0.01), "is_slippery": False},
+                                    {"success_rate": 1.0}])
+def test_single_env__frozen_lake_kwargs_as_gymnasium(kwargs):
+    """Gymnasium's FrozenLake keyword arguments give the same steps, reward types included."""
+    theirs = gymnasium.make("FrozenLake-v1", **kwargs)
+    ours = gymnasium.make("jaxgrid/FrozenLake-v1", **kwargs)
+    for episode in range(3):
+        _assert_same(ours.reset(seed=episode), theirs.reset(seed=episode), "reset")
+        for action in PATH_4X4 if episode < 2 else [1, 2]:  # the goal twice, then the hole at 5
+            a, b = ours.step(action), theirs.step(action)
+            _assert_same(a, b, f"{kwargs} episode {episode}")
+    hole = kwargs.get("reward_schedule", (1, 0, 0))[1]
+    assert a[2] and a[1] == hole and type(a[1]) is type(hole)
 
 
 def test_single_env__box_observations_are_fresh_writable_arrays():
@@ -232,7 +249,9 @@ def _drive(ours, theirs, mode, steps, seed=0, what=""):
 
 
 @pytest.mark.parametrize("mode", list(AutoresetMode))
-@pytest.mark.parametrize("gym_id, jg_id, kwargs", PAIRS)
+@pytest.mark.parametrize(
+    "gym_id, jg_id, kwargs", PAIRS + [("FrozenLake-v1", "FrozenLake-v1", {**DET, "reward_schedule": (2.0, -1.0, -0.01)})]
+)
 def test_make_vec__each_autoreset_mode_matches_gymnasiums_sync_vector_env(mode, gym_id, jg_id, kwargs):
     """``make_vec("jaxgrid/...", autoreset_mode=M)`` against ``make_vec(GYM_ID, vector_kwargs=
     {"autoreset_mode": M})`` (SyncVectorEnv over Gymnasium's own env): obs, reward, flags, info
@@ -425,9 +444,7 @@ def test_single_env__stepping_past_termination_as_gymnasium(gym_id, jg_id, kwarg
         ours.reset(seed=0), theirs.reset(seed=0)
         actions = path if not holes else [2, 1, 0, 3] if gym_id.startswith("FrozenLake") else [1, 1, 0, 0]
         for t, action in enumerate(actions + [0, 3, 1, 2, 0]):
-            a, b = ours.step(action), theirs.step(action)
-            assert float(a[1]) == float(b[1])
-            _assert_same((a[0], a[2], a[3], a[4]), (b[0], b[2], b[3], b[4]), f"holes={holes} step {t}")
+            _assert_same(ours.step(action), theirs.step(action), f"holes={holes} step {t}")
 
 
 def test_make_vec__env_i_runs_as_the_single_env_seeded_seed_plus_i():
