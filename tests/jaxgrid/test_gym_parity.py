@@ -226,25 +226,27 @@ def test_cliff_walking_state_space__contains_and_sample_work():
 
 
 def _drive(ours, theirs, mode, steps, seed=0, what=""):
-    """Steps both with the same random actions (DISABLED: resets the ended envs by mask) and
-    asserts identical results. Returns how many episode ends were seen."""
+    """Steps both with the same random actions (DISABLED: resets the ended envs by mask), then
+    resets both without a seed and steps on, asserting identical results. Returns how many episode
+    ends were seen."""
     rng = np.random.default_rng(seed)
-    a, b = ours.reset(seed=seed), theirs.reset(seed=seed)
-    _assert_same(a[0], b[0], f"{what} reset obs")
-    _assert_same(a[1], b[1], f"{what} reset info")
-    ends = 0
-    for t in range(steps):
+
+    def step(label):
         actions = rng.integers(ours.single_action_space.n, size=ours.num_envs)
         a, b = ours.step(actions), theirs.step(actions)
-        _assert_same_step(a, b, f"{what} step {t}")
+        _assert_same_step(a, b, label)
         done = a[2] | a[3]
-        ends += int(done.sum())
         if mode == AutoresetMode.DISABLED and done.any():
             seeds = [int(s) if d else None for s, d in zip(rng.integers(1000, size=ours.num_envs), done)]
             ra = ours.reset(seed=seeds, options={"reset_mask": done.copy()})
             rb = theirs.reset(seed=seeds, options={"reset_mask": done.copy()})
-            _assert_same(ra[0], rb[0], f"{what} masked reset obs {t}")
-            _assert_same(ra[1], rb[1], f"{what} masked reset info {t}")
+            _assert_same(ra, rb, f"{label} masked reset")
+        return int(done.sum())
+
+    _assert_same(ours.reset(seed=seed), theirs.reset(seed=seed), f"{what} reset")
+    ends = sum(step(f"{what} step {t}") for t in range(steps))
+    _assert_same(ours.reset(), theirs.reset(), f"{what} unseeded reset")  # each env continues its stream
+    ends += sum(step(f"{what} after unseeded reset {t}") for t in range(10))
     return ends
 
 
