@@ -516,7 +516,9 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         params = self.default_params if params is None else params
         return spaces.Dict(
             {
-                "time": spaces.Discrete(int(params.max_steps_in_episode) + 1),
+                # time runs 0..max_steps_in_episode (step autoresets at the limit, so states it
+                # returns stay below it); capped so that gymnax's int32 sample/contains work.
+                "time": spaces.Discrete(min(int(params.max_steps_in_episode) + 1, 2**31 - 1)),
                 "pos": spaces.Discrete(self.height * self.width),
             }
         )

@@ -237,19 +237,45 @@ GYMNASIUM_SLIP_PROB = 2.0 / 3.0
 FROZEN_LAKE_CHARS = {"S": "S", "F": ".", "H": "L", "G": "G"}
 
 
-def frozen_lake_text(desc: list[str] | tuple[str, ...] | str, name: str) -> str:
-    """Gymnasium's FrozenLake ``desc`` (rows of S/F/H/G) as a jaxgrid text map (S/./L/G)."""
-    rows = desc.split() if isinstance(desc, str) else list(desc)
+def frozen_lake_text(desc: Any, name: str) -> str:
+    """Gymnasium's FrozenLake ``desc`` as a jaxgrid text map (S/F/H/G -> S/./L/G).
+
+    ``desc`` is what Gymnasium's ``FrozenLakeEnv`` takes (it reads it as ``np.asarray(desc, dtype="c")``):
+    a list of row strings (str or bytes), a list of character lists, a 2-D NumPy array of
+    one-character bytes or str (``gymnasium.make("FrozenLake-v1").unwrapped.desc``), or one string
+    with a row per line.
+
+    Raises:
+        ValueError: ragged rows, a map that is not 2-D, or a character other than S/F/H/G (naming
+            its row and column).
+    """
+    if isinstance(desc, str):
+        rows = desc.split()
+    elif isinstance(desc, (list, tuple)):  # bytes rows: NumPy would read b"SF" as the ints 83, 70
+        rows = [row.decode("latin-1") if isinstance(row, bytes) else row for row in desc]
+    else:
+        rows = desc
+    try:
+        grid = np.asarray(rows, dtype="c")
+    except (ValueError, TypeError, UnicodeEncodeError) as err:
+        raise ValueError(
+            f"{name}: desc must be rows of equal length of 'S', 'F', 'H', 'G' (as Gymnasium's FrozenLake "
+            f"takes it), got {desc!r} ({err})"
+        ) from None
+    if grid.ndim != 2 or grid.size == 0:
+        raise ValueError(
+            f"{name}: desc must be a 2-D map (rows of 'S', 'F', 'H', 'G'), got shape {grid.shape} from {desc!r}"
+        )
     out = []
-    for r, row in enumerate(rows):
-        row = row.decode() if isinstance(row, bytes) else str(row)
-        for c, ch in enumerate(row):
+    for r, row in enumerate(grid):
+        chars = [cell.decode("latin-1") for cell in row]
+        for c, ch in enumerate(chars):
             if ch not in FROZEN_LAKE_CHARS:
                 raise ValueError(
                     f"{name}: unknown FrozenLake character {ch!r} at row {r}, column {c}; "
                     "valid: 'S' start, 'F' frozen, 'H' hole, 'G' goal"
                 )
-        out.append("".join(FROZEN_LAKE_CHARS[ch] for ch in row))
+        out.append("".join(FROZEN_LAKE_CHARS[ch] for ch in chars))
     return "\n".join(out)
 
 
@@ -257,7 +283,7 @@ def _frozen_lake_factory(env_id: str, default_map: str, max_steps: int):
     def factory(
         is_slippery: bool = True,
         map_name: str | None = None,
-        desc: list[str] | None = None,
+        desc: Any = None,
         success_rate: float | None = None,
         reward_schedule: tuple[float, float, float] | None = None,
         **overrides: Any,

@@ -48,7 +48,7 @@ def test_every_id__passes_gymnasiums_env_checker(env_id):
 @pytest.mark.parametrize("env_id", ["GridWorld-4x4-v0", "FrozenLake-v1", "Maze-9x9-v0"])
 def test_make_vec__one_jitted_vmapped_env_in_same_step_mode(env_id):
     limit = {"max_steps_in_episode": 30} if env_id.startswith("Maze") else {}
-    venv = gymnasium.make_vec(f"jaxgrid/{env_id}", num_envs=5, **limit)
+    venv = gymnasium.make_vec(f"jaxgrid/{env_id}", num_envs=5, autoreset_mode=AutoresetMode.SAME_STEP, **limit)
     assert isinstance(venv, JaxGridVectorEnv) and venv.num_envs == 5
     assert venv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     obs, info = venv.reset(seed=1)
@@ -81,7 +81,7 @@ def test_make_vec__matches_gymnasiums_sync_vector_env(env_id, kwargs):
     """Deterministic envs: the jitted vector env and Gymnasium's SyncVectorEnv over the single
     adapter (same-step autoreset) return the same arrays step for step."""
     n = 4
-    ours = gymnasium.make_vec(f"jaxgrid/{env_id}", num_envs=n, **kwargs)
+    ours = gymnasium.make_vec(f"jaxgrid/{env_id}", num_envs=n, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     sync = gymnasium.make_vec(
         f"jaxgrid/{env_id}", num_envs=n, vectorization_mode="sync",
         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kwargs,
@@ -117,6 +117,8 @@ def test_invalid_actions__raise_a_clear_error():
             venv.step(bad)
     with pytest.raises(RuntimeError, match="call reset"):
         _make("GridWorld-4x4-v0").unwrapped.step(0)
+    with pytest.raises(RuntimeError, match="call reset"):
+        gymnasium.make_vec("jaxgrid/GridWorld-4x4-v0", num_envs=2).step(np.array([0, 1]))
 
 
 def test_seeding__same_seed_same_trajectory_on_a_slippery_env():
