@@ -3,8 +3,8 @@
 ``render_rgb`` is a pure jax function (jit it, vmap it over a batch of states to draw a batch of
 frames on device). ``render_ansi`` is host-side text. ``save_frames`` writes frames with Pillow.
 
-Colours: floor light grey, wall dark grey, goal green, lava red, cue amber, agent a blue disc. In text the
-map alphabet of ``jaxgrid.layouts`` is used, with ``A`` for the agent.
+Colours: floor light grey, wall dark grey, goal green, lava red, cue amber, agent a blue disc. In
+text the map alphabet of ``jaxgrid.layouts`` is used, with ``A`` for the agent and ``C`` for a cue.
 """
 
 from __future__ import annotations

@@ -143,8 +143,8 @@ def test_view3__cue_in_view_at_the_start_and_out_of_view_from_column_2_on(tmaze)
         assert view(True, pos)[..., 4].sum() == 0 and view(True, pos)[..., 1:3].sum() == 0
     # A 5x5 view sees the ends from the junction: there the task needs no memory.
     env5, params5 = jaxgrid.make("TMaze-v0", view_size=5)
-    j5 = [np.asarray(env5.get_obs(state_for(env5, up, pos=env5.junction_cell), params5)) for up in (True, False)]
-    assert not np.array_equal(*j5)
+    at_junction = [state_for(env5, up, pos=env5.junction_cell) for up in (True, False)]
+    assert not np.array_equal(*[np.asarray(env5.get_obs(s, params5)) for s in at_junction])
 
 
 def memoryless_success(env, params, policy_of_obs, length: int) -> tuple[float, float]:
