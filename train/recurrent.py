@@ -452,3 +452,123 @@ def evaluate_greedy_recurrent(
     _, _, returns, _ = jax.lax.while_loop(running, step, init)
     return returns.mean()
 
+
+# --------------------------------------------------------------------------------------------
+# A reference wiring of one recurrent PPO update (what the trainer does with these pieces)
+# --------------------------------------------------------------------------------------------
+@struct.dataclass
+class RecurrentRunner:
+    """One seed's training state for ``make_recurrent_update``."""
+
+    params: Any
+    opt_state: Any
+    carry: RecurrentCarry
+    key: jax.Array
+
+
+@struct.dataclass
+class RecurrentPPOSettings:
+    """The hyperparameters ``make_recurrent_update`` reads (static: they fix shapes or are closed over).
+
+    ``seq_len`` is the BPTT length (``num_steps``: whole rollouts); ``num_minibatches`` must divide
+    the number of sequences ``(num_steps // seq_len) * num_envs``.
+    """
+
+    num_envs: int = struct.field(pytree_node=False, default=32)
+    num_steps: int = struct.field(pytree_node=False, default=64)
+    seq_len: int = struct.field(pytree_node=False, default=64)
+    num_minibatches: int = struct.field(pytree_node=False, default=4)
+    update_epochs: int = struct.field(pytree_node=False, default=4)
+    learning_rate: float = struct.field(pytree_node=False, default=2.5e-4)
+    max_grad_norm: float = struct.field(pytree_node=False, default=0.5)
+    gamma: float = struct.field(pytree_node=False, default=0.99)
+    gae_lambda: float = struct.field(pytree_node=False, default=0.95)
+    clip_eps: float = struct.field(pytree_node=False, default=0.2)
+    vf_coef: float = struct.field(pytree_node=False, default=0.5)
+    ent_coef: float = struct.field(pytree_node=False, default=0.01)
+
+
+def make_recurrent_update(
+    net: RecurrentActorCritic, spec: EnvSpec, settings: RecurrentPPOSettings
+) -> tuple[Callable[[jax.Array], RecurrentRunner], Callable[[RecurrentRunner], tuple[RecurrentRunner, dict]]]:
+    """``(init(key) -> runner, update(runner) -> (runner, metrics))`` for one seed: recurrent
+    rollout, ``bootstrap_values``, GAE (``gae.compute_gae``), then ``update_epochs`` passes over
+    sequence minibatches with ``bptt_loss``. Both are pure; ``jit(vmap(...))`` them over seeds.
+
+    This is the wiring the trainer's ``rnn_hidden_size > 0`` path follows (a prototype: plain
+    optax Adam on the params pytree, no learning-rate annealing, no sweeps).
+    """
+    import optax
+
+    from train.gae import compute_gae
+
+    s = settings
+    T, N, H = s.num_steps, s.num_envs, net.rnn_hidden_size
+    num_seq = (T // s.seq_len) * N
+    if T % s.seq_len or num_seq % s.num_minibatches:
+        raise ValueError(
+            f"seq_len ({s.seq_len}) must divide num_steps ({T}) and num_minibatches "
+            f"({s.num_minibatches}) the number of sequences ({num_seq})"
+        )
+    tx = optax.chain(optax.clip_by_global_norm(s.max_grad_norm), optax.adam(s.learning_rate, eps=1e-5))
+    obs_shape = spec.env.observation_space(spec.env_params).shape
+
+    def init(key: jax.Array) -> RecurrentRunner:
+        key_net, key_env, key = jax.random.split(key, 3)
+        sample_obs = jnp.zeros((1, 1) + tuple(obs_shape), jnp.float32)
+        params = net.init(key_net, initial_hidden(1, H), sample_obs, jnp.ones((1, 1), jnp.bool_))
+        carry = reset_recurrent(jax.random.split(key_env, N), spec, H)
+        return RecurrentRunner(params=params, opt_state=tx.init(params), carry=carry, key=key)
+
+    def loss_fn(params: Any, batch: dict[str, jax.Array]):
+        return bptt_loss(
+            params, net.apply, batch, spec.discrete_actions, s.clip_eps, s.vf_coef, s.ent_coef
+        )
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+
+    def update(runner: RecurrentRunner) -> tuple[RecurrentRunner, dict[str, jax.Array]]:
+        key, key_env, key_act, key_perm = jax.random.split(runner.key, 4)
+        env_keys = jax.random.split(key_env, T * N).reshape((T, N) + key_env.shape)
+        uniforms = networks.uniform_from_bits(
+            jax.random.bits(key_act, (T, N, spec.action_dim), jnp.uint32)
+        )
+        carry, traj, stats = collect_recurrent_rollout(
+            env_keys, uniforms, runner.params, net.apply, spec, runner.carry
+        )
+        next_values = bootstrap_values(runner.params, net.apply, traj, carry.hidden)
+        advantages, targets = compute_gae(
+            traj.reward, traj.value, next_values, traj.terminated, traj.done, s.gamma, s.gae_lambda
+        )
+        seq = lambda x: to_sequences(x, s.seq_len)  # noqa: E731
+        batch = {
+            "obs": seq(traj.obs), "action": seq(traj.action), "log_prob": seq(traj.log_prob),
+            "value": seq(traj.value), "advantage": seq(advantages), "target": seq(targets),
+            "hidden": seq(traj.hidden), "episode_start": seq(traj.episode_start),
+        }
+
+        def epoch(state, perm_key):
+            perm = jax.random.permutation(perm_key, num_seq)
+            minibatches = sequence_minibatches(batch, perm, s.num_minibatches)
+
+            def sgd_step(state, mb):
+                params, opt_state = state
+                grads, info = grad_fn(params, mb)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), info
+
+            return jax.lax.scan(sgd_step, state, minibatches)
+
+        (params, opt_state), infos = jax.lax.scan(
+            epoch, (runner.params, runner.opt_state), jax.random.split(key_perm, s.update_epochs)
+        )
+        count = stats.count
+        metrics = {
+            "episode_return": jnp.where(count > 0, stats.return_sum / jnp.maximum(count, 1), jnp.nan),
+            "episodes_completed": count,
+            "approx_kl": infos.approx_kl.mean(),
+            "entropy": infos.entropy.mean(),
+        }
+        return RecurrentRunner(params=params, opt_state=opt_state, carry=carry, key=key), metrics
+
+    return init, update

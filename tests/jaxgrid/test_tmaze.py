@@ -132,7 +132,10 @@ def test_reset__goal_side_is_a_fair_coin(tmaze):
 
 def test_view3__cue_in_view_at_the_start_and_out_of_view_from_column_2_on(tmaze):
     env, params = tmaze
-    view = lambda up, pos: np.asarray(env.get_obs(state_for(env, up, pos=pos), params))
+
+    def view(up, pos):
+        return np.asarray(env.get_obs(state_for(env, up, pos=pos), params))
+
     start_up, start_down = view(True, env.start_cell), view(False, env.start_cell)
     assert start_up.shape == (3, 3, 5)
     np.testing.assert_array_equal(start_up[..., 4], [[0, 1, 0], [0, 0, 0], [0, 0, 0]])
@@ -196,7 +199,10 @@ def test_memoryless__success_is_at_most_one_half_exactly(tmaze):
         best = max(best, (up + down) / 2)
     assert best > 0.05  # some random policies do reach the ends
     junction = np.asarray(env.get_obs(state_for(env, True, pos=env.junction_cell), params)).tobytes()
-    go_up = lambda obs: np.eye(4)[UP] if obs == junction else np.eye(4)[RIGHT]
+
+    def go_up(obs):
+        return np.eye(4)[UP] if obs == junction else np.eye(4)[RIGHT]
+
     assert memoryless_success(env, params, go_up, L) == pytest.approx((1.0, 0.0))
     # With memory of the cue: up when the goal is up, else down (the side read from the state).
     for up in (True, False):
@@ -260,7 +266,10 @@ def test_render__cue_in_amber_and_a_batch_of_frames(tmaze):
     states = jax.tree.map(lambda a, b: jnp.stack([a, b]), state_for(env, True), state_for(env, False))
     frames = np.asarray(jax.jit(jax.vmap(lambda s: env.render(s, params, cell_px=8)))(states))
     assert frames.shape == (2, 40, 64, 3) and frames.dtype == np.uint8
-    pixel = lambda f, r, c: frames[f, r * 8 + 2, c * 8 + 2]
+
+    def pixel(f, r, c):
+        return frames[f, r * 8 + 2, c * 8 + 2]
+
     np.testing.assert_array_equal(pixel(0, 1, 0), render.PALETTE[CUE])
     np.testing.assert_array_equal(pixel(0, 3, 0), render.PALETTE[WALL])
     np.testing.assert_array_equal(pixel(1, 3, 0), render.PALETTE[CUE])

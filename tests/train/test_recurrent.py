@@ -40,7 +40,8 @@ def tmaze():
     spec = describe_env(env, params)
     net = make_net(spec)
     obs = jnp.zeros((1, 2) + env.observation_space(params).shape, jnp.float32)
-    net_params = jax.jit(net.init)(jax.random.PRNGKey(0), recurrent.initial_hidden(2, 8), obs, jnp.ones((1, 2), bool))
+    hidden, starts = recurrent.initial_hidden(2, 8), jnp.ones((1, 2), bool)
+    net_params = jax.jit(net.init)(jax.random.PRNGKey(0), hidden, obs, starts)
     return spec, net, net_params
 
 
@@ -123,7 +124,8 @@ def test_bptt__gradient_reaches_an_early_input_and_equals_finite_differences():
 def test_bptt__value_gradient_flows_to_the_first_observation_through_the_network(tmaze):
     spec, net, params = tmaze
     K = 4
-    obs = jax.random.uniform(jax.random.PRNGKey(2), (K, 2) + spec.env.observation_space(spec.env_params).shape)
+    obs_shape = spec.env.observation_space(spec.env_params).shape
+    obs = jax.random.uniform(jax.random.PRNGKey(2), (K, 2) + obs_shape)
     starts = jnp.zeros((K, 2), bool).at[0].set(True)
 
     def last_value(o0):
@@ -138,7 +140,8 @@ def rollout(tmaze, T: int = 12, N: int = 4, seed: int = 0):
     keys = jax.random.split(jax.random.PRNGKey(seed), N + T * N)
     carry = recurrent.reset_recurrent(keys[:N], spec, 8)
     env_keys = keys[N:].reshape((T, N) + keys.shape[1:])
-    uniforms = jax.random.uniform(jax.random.PRNGKey(seed + 1), (T, N, spec.action_dim), minval=1e-6, maxval=1.0)
+    shape = (T, N, spec.action_dim)
+    uniforms = jax.random.uniform(jax.random.PRNGKey(seed + 1), shape, minval=1e-6, maxval=1.0)
     collect = jax.jit(lambda k, u, c: recurrent.collect_recurrent_rollout(k, u, params, net.apply, spec, c))
     return collect(env_keys, uniforms, carry)
 
@@ -209,7 +212,8 @@ def test_sequences_and_minibatches__whole_env_sequences_in_time_order():
         for env in range(N):
             np.testing.assert_array_equal(seqs[:, c * N + env], 100 * env + 3 * c + np.arange(3))
     perm = jnp.array([5, 2, 7, 0, 1, 6, 3, 4])
-    mbs = recurrent.sequence_minibatches({"id": jnp.asarray(seqs), "extra": jnp.asarray(seqs)[..., None]}, perm, 2)
+    batch = {"id": jnp.asarray(seqs), "extra": jnp.asarray(seqs)[..., None]}
+    mbs = recurrent.sequence_minibatches(batch, perm, 2)
     assert mbs["id"].shape == (2, 3, 4) and mbs["extra"].shape == (2, 3, 4, 1)
     got = np.asarray(mbs["id"])
     for m in range(2):
@@ -261,3 +265,39 @@ def test_evaluate_greedy_recurrent__equals_a_step_by_step_loop(tmaze):
         hidden, start = hidden_seq[0], term | trunc
     assert finished.all()
     assert got == pytest.approx(returns.mean(), abs=1e-6)
+
+
+def test_make_recurrent_update__refuses_sequences_that_do_not_tile_the_rollout(tmaze):
+    spec, net, _ = tmaze
+    with pytest.raises(ValueError, match="seq_len"):
+        recurrent.make_recurrent_update(net, spec, recurrent.RecurrentPPOSettings(num_steps=64, seq_len=48))
+    with pytest.raises(ValueError, match="num_minibatches"):
+        recurrent.make_recurrent_update(
+            net, spec, recurrent.RecurrentPPOSettings(num_envs=6, num_steps=8, seq_len=8, num_minibatches=4)
+        )
+
+
+@pytest.mark.slow
+def test_learning__recurrent_ppo_solves_a_tmaze_that_memoryless_policies_cannot():
+    """TMaze-v0 with length 4: a memoryless policy's expected return is at most 0 (success <= 1/2,
+    tests/jaxgrid/test_tmaze.py); the GRU policy's greedy return after 20 updates (41k steps) is
+    >= 0.9, i.e. success >= 0.95 (seeds 0 and 1 both reach 1.0 when this was written: ~50 s each
+    on a busy 2-core CPU, compile included)."""
+    env, params = jaxgrid.make("TMaze-v0", length=4)
+    spec = describe_env(env, params)
+    net = recurrent.RecurrentActorCritic(spec.action_dim, True, spec.obs_kind, 32, hidden_sizes=(64,))
+    settings = recurrent.RecurrentPPOSettings(
+        num_envs=32, num_steps=64, seq_len=64, num_minibatches=4, update_epochs=4, learning_rate=1e-3
+    )
+    init, update = recurrent.make_recurrent_update(net, spec, settings)
+
+    def train(key):
+        runner, metrics = jax.lax.scan(lambda r, _: update(r), init(key), None, length=20)
+        greedy = recurrent.evaluate_greedy_recurrent(
+            jax.random.PRNGKey(9), runner.params, net.apply, spec, 256, 32
+        )
+        return greedy, metrics
+
+    greedy, metrics = jax.jit(train)(jax.random.PRNGKey(0))
+    assert float(greedy) >= 0.9, float(greedy)
+    assert np.nanmean(np.asarray(metrics["episode_return"])[:3]) < 0.5  # it did start untrained
