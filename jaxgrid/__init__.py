@@ -5,8 +5,8 @@
 >>> obs, state = env.reset(jax.random.PRNGKey(0), params)
 
 Ids: ``registered_ids()`` (the lesson's 4x4 grid, any text map, Gymnasium's FrozenLake and
-CliffWalking ports, four rooms, empty rooms, procedural mazes). Importing jaxgrid also registers every
-id with Gymnasium as ``jaxgrid/<id>`` (``gymnasium.make`` / ``gymnasium.make_vec``).
+CliffWalking ports, four rooms, empty rooms, procedural mazes, the TMaze-v0 memory task). Importing
+jaxgrid also registers every id with Gymnasium as ``jaxgrid/<id>`` (``gymnasium.make`` / ``gymnasium.make_vec``).
 """
 
 from jaxgrid import gym_adapter

@@ -13,7 +13,9 @@ view       [k, k, 4] float32 channels      Box(0, 1, (k, k, 4), float32)
 =========  ==============================  ==========================================
 
 Image channels are (wall, goal, lava, agent); in the egocentric ``view`` the agent is the centre
-cell and cells beyond the grid read as walls.
+cell and cells beyond the grid read as walls. An env with extra cell kinds (``TMaze-v0``'s cue)
+appends one channel per extra kind after these four (``encode_with_kinds``), so the other envs'
+observations keep their four channels.
 """
 
 from __future__ import annotations
@@ -80,3 +82,55 @@ def encode(
             jnp.float32
         )
     raise ValueError(f"unknown observation encoding {obs!r}; valid choices: {', '.join(ENCODINGS)}")
+
+
+def kind_planes(
+    obs: str, pos: jax.Array, cell_kind: jax.Array, height: int, width: int, view_size: int,
+    kinds: tuple[int, ...],
+) -> jax.Array:
+    """One float32 plane per cell kind in ``kinds``, over the grid or the agent's view window.
+
+    Args:
+        obs: ``"grid"`` or ``"view"``.
+        pos: () int32 agent cell, row-major.
+        cell_kind: [H*W] int8 cell kinds.
+        height, width, view_size: static shape (``view_size`` odd, for ``"view"``).
+        kinds: static cell kinds, one plane each (beyond the grid edge reads as WALL).
+
+    Returns:
+        [H, W, len(kinds)] (grid) or [k, k, len(kinds)] (view) float32 in {0, 1}.
+
+    Raises:
+        ValueError: ``obs`` is not an image encoding.
+    """
+    kinds_2d = cell_kind.reshape(height, width)
+    if obs == "view":
+        half = view_size // 2
+        padded = jnp.pad(kinds_2d, half, constant_values=WALL)
+        kinds_2d = jax.lax.dynamic_slice(padded, (pos // width, pos % width), (view_size, view_size))
+    elif obs != "grid":
+        raise ValueError(f"kind planes exist for the image encodings 'grid' and 'view', got {obs!r}")
+    return jnp.stack([kinds_2d == k for k in kinds], axis=-1).astype(jnp.float32)
+
+
+def encode_with_kinds(
+    obs: str, pos: jax.Array, cell_kind: jax.Array, height: int, width: int, view_size: int,
+    extra_kinds: tuple[int, ...],
+) -> jax.Array:
+    """``encode``, with one channel per kind in ``extra_kinds`` appended to ``grid``/``view`` images
+    (channels: wall, goal, lava, agent, then the extra kinds); other encodings are ``encode``'s."""
+    base = encode(obs, pos, cell_kind, height, width, view_size)
+    if obs not in ("grid", "view") or not extra_kinds:
+        return base
+    extra = kind_planes(obs, pos, cell_kind, height, width, view_size, extra_kinds)
+    return jnp.concatenate([base, extra], axis=-1)
+
+
+def observation_space_with_kinds(
+    obs: str, height: int, width: int, view_size: int, extra_kinds: tuple[int, ...]
+) -> spaces.Space:
+    """The space of ``encode_with_kinds``: images have ``NUM_CHANNELS + len(extra_kinds)`` channels."""
+    if obs not in ("grid", "view") or not extra_kinds:
+        return observation_space(obs, height, width, view_size)
+    side = (height, width) if obs == "grid" else (view_size, view_size)
+    return spaces.Box(0.0, 1.0, (*side, NUM_CHANNELS + len(extra_kinds)), jnp.float32)

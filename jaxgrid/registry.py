@@ -369,6 +369,16 @@ def _four_rooms_random(**overrides: Any):
     )
 
 
+def _four_rooms_random_view5(**overrides: Any):
+    # The partially observed variant: an egocentric 5x5 window (obs/view_size may still be overridden).
+    template = Layout.from_text(BUILTIN_LAYOUTS["four-rooms"], name="FourRoomsRandom-View5-v0")
+    return make_procedural(
+        "FourRoomsRandom-View5-v0", template, random_start_goal_generator,
+        {"obs": "view", "view_size": 5, **overrides},
+        param_defaults={**SPARSE_DEFAULTS, "max_steps_in_episode": 100},
+    )
+
+
 def _empty_room(size: int | tuple[int, int] = 8, **overrides: Any):
     height, width = _check_size("EmptyRoom-v0", size)
     layout = layouts.empty_room(height, width)
@@ -438,6 +448,12 @@ register(
     "obs='grid' by default; +1 at the goal, 0 otherwise; 100 steps.",
 )
 register(
+    "FourRoomsRandom-View5-v0",
+    _four_rooms_random_view5,
+    "FourRoomsRandom-v0 seen through an egocentric 5x5 window (obs='view', view_size=5): "
+    "partially observed; +1 at the goal, 0 otherwise; 100 steps.",
+)
+register(
     "EmptyRoom-v0",
     _empty_room,
     "An open room, size=8 by default (size=N or size=(H, W)): start top-left, goal bottom-right; "
@@ -460,3 +476,6 @@ register(
     _maze_factory("Maze-15x15-v0", 15),
     "As Maze-9x9-v0 on a 15x15 grid (8x8 rooms); 450 steps.",
 )
+
+# Env families in modules of their own register their ids on import (they import ``register``).
+from jaxgrid import tmaze  # noqa: E402,F401  (TMaze-v0)

@@ -3,8 +3,8 @@
 ``render_rgb`` is a pure jax function (jit it, vmap it over a batch of states to draw a batch of
 frames on device). ``render_ansi`` is host-side text. ``save_frames`` writes frames with Pillow.
 
-Colours: floor light grey, wall dark grey, goal green, lava red, agent a blue disc. In text the
-map alphabet of ``jaxgrid.layouts`` is used, with ``A`` for the agent.
+Colours: floor light grey, wall dark grey, goal green, lava red, cue amber, agent a blue disc. In
+text the map alphabet of ``jaxgrid.layouts`` is used, with ``A`` for the agent and ``C`` for a cue.
 """
 
 from __future__ import annotations
@@ -16,21 +16,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgrid.types import FLOOR, GOAL, LAVA, WALL
+from jaxgrid.types import CUE, FLOOR, GOAL, LAVA, WALL
 
-# RGB of each cell kind, indexed by FLOOR, WALL, GOAL, LAVA.
+# RGB of each cell kind, indexed by FLOOR, WALL, GOAL, LAVA, CUE.
 PALETTE = np.array(
     [
         [230, 230, 230],  # FLOOR
         [60, 60, 60],  # WALL
         [60, 180, 75],  # GOAL
         [220, 50, 47],  # LAVA
+        [240, 170, 20],  # CUE
     ],
     np.uint8,
 )
 AGENT_RGB = np.array([38, 110, 230], np.uint8)
 GRID_LINE_RGB = np.array([170, 170, 170], np.uint8)
-KIND_CHARS = {FLOOR: ".", WALL: "#", GOAL: "G", LAVA: "L"}
+KIND_CHARS = {FLOOR: ".", WALL: "#", GOAL: "G", LAVA: "L", CUE: "C"}
 AGENT_CHAR = "A"
 
 

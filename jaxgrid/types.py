@@ -22,6 +22,9 @@ FLOOR = 0
 WALL = 1
 GOAL = 2
 LAVA = 3
+# A marked wall: it blocks moves like WALL and has its own observation channel (TMaze-v0's cue,
+# ``jaxgrid.tmaze``). Fixed text maps have no character for it.
+CUE = 4
 
 
 @struct.dataclass

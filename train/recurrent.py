@@ -1,0 +1,574 @@
+"""Recurrent (GRU) policy pieces for PPO: the network, hidden-state resets, a rollout that carries
+and stores the hidden state, sequence minibatches and the BPTT loss. Pure functions, tested alone
+(``tests/train/test_recurrent.py``); the trainer wires them in when ``rnn_hidden_size > 0``.
+
+Conventions (``T`` steps, ``N`` envs, ``H`` hidden units):
+
+- ``episode_start[t]`` is True where ``obs[t]`` is the first observation of an episode (the first
+  rollout step after ``reset``, and every step after a ``done``): ``episode_start[t + 1] = done[t]``.
+- ``hidden[t]`` is the carry *before* step ``t``, before the reset. Step ``t`` computes
+  ``h_in = where(episode_start[t], 0, hidden[t])`` (``reset_hidden``), then
+  ``hidden[t + 1] = GRU(h_in, obs[t])``, and the actor and critic read ``hidden[t + 1]``.
+  So an episode's outputs never depend on what came before its first step, and the gradient does
+  not flow across an episode start either.
+- A minibatch is a set of whole env sequences ``[K, B]`` (``K = T`` by default: BPTT over the
+  whole rollout); the loss re-runs the GRU over each sequence from its stored ``hidden[0]``.
+
+The GRU is shared by the actor and the critic (encoder -> GRU -> the two MLP towers of
+``networks.ActorCritic``): the sequential part, which dominates a small network's cost, runs once
+per step instead of twice, and the critic's dense value error trains the same memory the actor
+reads (the choice of PureJaxRL's and CleanRL's recurrent PPO).
+
+NOTE: no orthogonal initialisation in the GRU (flax's uses a QR decomposition, a LAPACK kernel
+that can deadlock under vmap inside jit on jaxlib 0.10.2's CPU backend): its kernels are
+LeCun-normal, its biases zero. The towers after it are ``networks.ActorCritic``'s (QR-free).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from train import networks
+from train.losses import LossInfo, ppo_loss_terms
+from train.rollout import EnvCarry, EnvSpec, EpisodeStats, env_action, reset_envs
+
+# apply_fn(params, hidden [B, H], obs [K, B, ...], episode_start [K, B])
+#   -> (hidden_seq [K, B, H], policy_out [K, B, A], value [K, B])
+RecurrentApplyFn = Callable[
+    [Any, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]
+]
+
+
+# --------------------------------------------------------------------------------------------
+# The GRU
+# --------------------------------------------------------------------------------------------
+def reset_hidden(hidden: jax.Array, episode_start: jax.Array) -> jax.Array:
+    """``where(episode_start, 0, hidden)``: ``hidden`` ``[..., H]``, ``episode_start`` ``[...]`` bool."""
+    return jnp.where(episode_start[..., None], jnp.zeros_like(hidden), hidden)
+
+
+def gru_update(
+    hidden: jax.Array, input_proj: jax.Array, recurrent_kernel: jax.Array, recurrent_bias: jax.Array
+) -> jax.Array:
+    """One GRU step (the cuDNN/PyTorch form) from the input's projection.
+
+        [x_r, x_z, x_n] = input_proj               (x W_i + b_i, computed outside the recurrence)
+        [h_r, h_z, h_n] = hidden W_h + b_h
+        r = σ(x_r + h_r),  z = σ(x_z + h_z),  n = tanh(x_n + r ⊙ h_n)
+        hidden' = (1 − z) ⊙ n + z ⊙ hidden
+
+    Args:
+        hidden: ``[B, H]`` float32.
+        input_proj: ``[B, 3H]`` float32.
+        recurrent_kernel: ``[H, 3H]``; recurrent_bias: ``[3H]``.
+
+    Returns:
+        ``[B, H]`` float32, in (-1, 1) when ``hidden`` is.
+    """
+    size = hidden.shape[-1]
+    h_proj = hidden @ recurrent_kernel + recurrent_bias
+    x_r, x_z, x_n = (input_proj[..., i * size:(i + 1) * size] for i in range(3))
+    h_r, h_z, h_n = (h_proj[..., i * size:(i + 1) * size] for i in range(3))
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * h_n)
+    return (1.0 - z) * n + z * hidden
+
+
+class GRU(nn.Module):
+    """A GRU over a sequence with per-step hidden resets.
+
+    ``__call__(hidden [B, H], inputs [K, B, F], episode_start [K, B]) -> hidden_seq [K, B, H]``:
+    ``hidden_seq[t]`` is the state after input ``t`` (``reset_hidden`` is applied before each step).
+    The input projection of all ``K`` steps is one matmul outside the ``lax.scan``.
+    """
+
+    hidden_size: int
+
+    @nn.compact
+    def __call__(self, hidden: jax.Array, inputs: jax.Array, episode_start: jax.Array) -> jax.Array:
+        size, features = self.hidden_size, inputs.shape[-1]
+        init = nn.initializers.lecun_normal()
+        input_kernel = self.param("input_kernel", init, (features, 3 * size))
+        input_bias = self.param("input_bias", nn.initializers.zeros, (3 * size,))
+        recurrent_kernel = self.param("recurrent_kernel", init, (size, 3 * size))
+        recurrent_bias = self.param("recurrent_bias", nn.initializers.zeros, (3 * size,))
+        dtype = input_kernel.dtype  # float32 (float64 params give a float64 GRU, for gradient checks)
+        input_proj = inputs.astype(dtype) @ input_kernel + input_bias  # [K, B, 3H]
+
+        def step(h: jax.Array, xs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+            proj, start = xs
+            h = gru_update(reset_hidden(h, start), proj, recurrent_kernel, recurrent_bias)
+            return h, h
+
+        _, hidden_seq = jax.lax.scan(step, hidden.astype(dtype), (input_proj, episode_start))
+        return hidden_seq
+
+
+class RecurrentActorCritic(nn.Module):
+    """Encoder -> GRU (shared) -> ``networks.ActorCritic`` towers and heads, over sequences.
+
+    ``__call__(hidden [B, H], obs [K, B, *obs_shape], episode_start [K, B])`` returns
+    ``(hidden_seq [K, B, H], policy_out [K, B, A], value [K, B])``. The encoder is the feedforward
+    network's: one-hot for ``Discrete`` observations, flatten for vectors, two 3x3 convolutions
+    (16, 32, ReLU) for images.
+    """
+
+    action_dim: int
+    discrete_actions: bool
+    obs_kind: networks.ObsKind
+    rnn_hidden_size: int
+    num_obs_categories: int = 0
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+
+    def encode(self, obs: jax.Array) -> jax.Array:
+        """``obs`` ``[M, *obs_shape]`` -> ``[M, F]`` float32 features."""
+        if self.obs_kind == "discrete":
+            return jax.nn.one_hot(obs.reshape(obs.shape[0]), self.num_obs_categories)
+        if self.obs_kind == "image":
+            x = obs.astype(jnp.float32)
+            if x.ndim == 3:
+                x = x[..., None]
+            for i, features in enumerate((16, 32)):
+                x = nn.Conv(
+                    features, (3, 3), padding="SAME", kernel_init=nn.initializers.he_normal(),
+                    name=f"conv_{i}",
+                )(x)
+                x = jax.nn.relu(x)
+            return x.reshape(x.shape[0], -1)
+        return obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+
+    @nn.compact
+    def __call__(
+        self, hidden: jax.Array, obs: jax.Array, episode_start: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        steps, batch = episode_start.shape
+        features = self.encode(obs.reshape((steps * batch,) + obs.shape[2:]))
+        features = features.reshape(steps, batch, -1)
+        hidden_seq = GRU(self.rnn_hidden_size, name="gru")(hidden, features, episode_start)
+        towers = networks.ActorCritic(
+            action_dim=self.action_dim,
+            discrete_actions=self.discrete_actions,
+            obs_kind="vector",
+            hidden_sizes=self.hidden_sizes,
+            activation=self.activation,
+            name="towers",
+        )
+        policy_out, value = towers(hidden_seq.reshape(steps * batch, self.rnn_hidden_size))
+        return hidden_seq, policy_out.reshape(steps, batch, -1), value.reshape(steps, batch)
+
+
+def initial_hidden(num_envs: int, hidden_size: int) -> jax.Array:
+    """``[N, H]`` float32 zeros: the hidden state of fresh envs."""
+    return jnp.zeros((num_envs, hidden_size), jnp.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Rollout
+# --------------------------------------------------------------------------------------------
+@struct.dataclass
+class RecurrentCarry:
+    """Per-seed state carried between rollouts (``N`` envs, ``H`` hidden units)."""
+
+    env: EnvCarry
+    hidden: jax.Array  # [N, H] float32, the GRU state before the next step (before its reset)
+    episode_start: jax.Array  # [N] bool, env.obs is the first observation of an episode
+
+
+@struct.dataclass
+class RecurrentTrajectory:
+    """One rollout, every leaf ``[T, N, ...]``: ``rollout.Trajectory``'s fields and the hidden state."""
+
+    obs: jax.Array  # s_t
+    action: jax.Array  # a_t
+    log_prob: jax.Array  # log π_old(a_t | s_≤t)
+    value: jax.Array  # V_old(s_≤t)
+    reward: jax.Array  # r_t, float32
+    terminated: jax.Array  # bool
+    done: jax.Array  # bool, terminated | truncated
+    next_obs: jax.Array  # the true s'_t (info["final_observation"])
+    hidden: jax.Array  # [T, N, H] the carry before step t (before the reset at an episode start)
+    episode_start: jax.Array  # [T, N] bool, obs[t] starts an episode
+
+
+def reset_recurrent(keys: jax.Array, spec: EnvSpec, hidden_size: int) -> RecurrentCarry:
+    """Resets one env per key (``keys`` ``[N]``); zero hidden state, every env at an episode start."""
+    env = reset_envs(keys, spec)
+    num_envs = keys.shape[0]
+    return RecurrentCarry(
+        env=env,
+        hidden=initial_hidden(num_envs, hidden_size),
+        episode_start=jnp.ones((num_envs,), jnp.bool_),
+    )
+
+
+def collect_recurrent_rollout(
+    env_keys: jax.Array,
+    action_uniforms: jax.Array,
+    params: Any,
+    apply_fn: RecurrentApplyFn,
+    spec: EnvSpec,
+    carry: RecurrentCarry,
+) -> tuple[RecurrentCarry, RecurrentTrajectory, EpisodeStats]:
+    """``rollout.collect_rollout`` for a recurrent policy: the hidden state is carried from step to
+    step, reset where an episode starts, and stored per step.
+
+    Args:
+        env_keys: ``[T, N]`` keys for the env steps.
+        action_uniforms: ``[T, N, A]`` uniforms in (0, 1) for the action samples.
+        params, apply_fn: the ``RecurrentActorCritic`` and its params (apply_fn as ``RecurrentApplyFn``).
+        spec: the env.
+        carry: env state, hidden state and episode-start flags of the ``N`` envs.
+
+    Returns:
+        ``(carry, trajectory [T, N], episode stats)``.
+    """
+    log_std = params["params"]["towers"].get("log_std") if not spec.discrete_actions else None
+
+    def step(state: tuple[RecurrentCarry, jax.Array], xs: tuple[jax.Array, jax.Array]):
+        carry, stats = state
+        keys_env, uniforms = xs
+        hidden_seq, policy_out, value = apply_fn(
+            params, carry.hidden, carry.env.obs[None], carry.episode_start[None]
+        )
+        policy_out, value = policy_out[0], value[0]
+        action = networks.sample_action_from_uniform(uniforms, policy_out, log_std, spec.discrete_actions)
+        log_prob = networks.log_prob(policy_out, log_std, action, spec.discrete_actions)
+        obs, env_state, reward, terminated, truncated, info = jax.vmap(
+            spec.env.step, in_axes=(0, 0, 0, None)
+        )(keys_env, carry.env.env_state, env_action(spec, action), spec.env_params)
+        reward = reward.astype(jnp.float32)
+        done = terminated | truncated
+        ep_return = carry.env.episode_return + reward
+        ep_length = carry.env.episode_length + 1
+        ended = done.astype(jnp.float32)
+        stats = stats + jnp.stack([jnp.sum(ended * ep_return), jnp.sum(ended * ep_length), jnp.sum(ended)])
+        env = EnvCarry(
+            env_state=env_state,
+            obs=obs,
+            episode_return=jnp.where(done, 0.0, ep_return),
+            episode_length=jnp.where(done, 0, ep_length),
+        )
+        new_carry = RecurrentCarry(env=env, hidden=hidden_seq[0], episode_start=done)
+        out = RecurrentTrajectory(
+            obs=carry.env.obs,
+            action=action,
+            log_prob=log_prob,
+            value=value,
+            reward=reward,
+            terminated=terminated,
+            done=done,
+            next_obs=info["final_observation"],
+            hidden=carry.hidden,
+            episode_start=carry.episode_start,
+        )
+        return (new_carry, stats), out
+
+    (carry, stats), trajectory = jax.lax.scan(
+        step, (carry, jnp.zeros((3,), jnp.float32)), (env_keys, action_uniforms)
+    )
+    return carry, trajectory, EpisodeStats(return_sum=stats[0], length_sum=stats[1], count=stats[2])
+
+
+def bootstrap_values(
+    params: Any, apply_fn: RecurrentApplyFn, trajectory: RecurrentTrajectory, final_hidden: jax.Array
+) -> jax.Array:
+    """``[T, N]`` V(s'_t) for GAE: one GRU step from the state after step ``t`` over the true next
+    observation ``next_obs[t]`` (no reset: s'_t continues the episode of s_t).
+
+    Where step ``t`` did not end an episode this equals ``value[t + 1]`` (same hidden state, same
+    observation); at a truncation it values the final observation with the episode's memory; the
+    last step is bootstrapped from ``final_hidden`` (the rollout's returned ``carry.hidden``).
+    One batched call over all ``T * N`` steps, no scan.
+    """
+    T, N = trajectory.reward.shape
+    after = jnp.concatenate([trajectory.hidden[1:], final_hidden[None]], axis=0)  # [T, N, H]
+    next_obs = trajectory.next_obs.reshape((1, T * N) + trajectory.next_obs.shape[2:])
+    _, _, value = apply_fn(
+        params, after.reshape(T * N, -1), next_obs, jnp.zeros((1, T * N), jnp.bool_)
+    )
+    return value.reshape(T, N)
+
+
+# --------------------------------------------------------------------------------------------
+# Sequence minibatches and the BPTT loss
+# --------------------------------------------------------------------------------------------
+def to_sequences(x: jax.Array, seq_len: int) -> jax.Array:
+    """``[T, N, ...]`` -> ``[seq_len, (T // seq_len) * N, ...]``: the rollout cut into sequences of
+    ``seq_len`` consecutive steps of one env (sequence ``c * N + env`` is steps
+    ``c * seq_len .. (c + 1) * seq_len - 1`` of ``env``).
+
+    Raises:
+        ValueError: ``seq_len`` does not divide ``T``.
+    """
+    T, N = x.shape[:2]
+    if seq_len < 1 or T % seq_len:
+        raise ValueError(f"seq_len must divide the rollout length {T}, got {seq_len}")
+    chunks = T // seq_len
+    x = x.reshape((chunks, seq_len, N) + x.shape[2:])
+    return jnp.swapaxes(x, 0, 1).reshape((seq_len, chunks * N) + x.shape[3:])
+
+
+def sequence_minibatches(
+    batch: dict[str, jax.Array], perm: jax.Array, num_minibatches: int
+) -> dict[str, jax.Array]:
+    """Shuffles whole sequences (not transitions) into minibatches.
+
+    Args:
+        batch: ``{name: [K, S, ...]}``: ``S`` sequences of ``K`` steps each (``to_sequences``).
+        perm: ``[S]`` int32 permutation of the sequences.
+        num_minibatches: ``M``, dividing ``S``.
+
+    Returns:
+        ``{name: [M, K, S // M, ...]}``: minibatch ``m`` holds sequences ``perm[m * S/M : (m+1) * S/M]``,
+        each in time order.
+
+    Raises:
+        ValueError: ``M`` does not divide ``S``.
+    """
+    num_seq = perm.shape[0]
+    if num_minibatches < 1 or num_seq % num_minibatches:
+        raise ValueError(
+            f"num_minibatches must divide the number of sequences {num_seq}, got {num_minibatches}"
+        )
+    size = num_seq // num_minibatches
+
+    def split(x: jax.Array) -> jax.Array:
+        x = x[:, perm].reshape((x.shape[0], num_minibatches, size) + x.shape[2:])
+        return jnp.swapaxes(x, 0, 1)
+
+    return {name: split(x) for name, x in batch.items()}
+
+
+def evaluate_sequence(
+    params: Any,
+    apply_fn: RecurrentApplyFn,
+    hidden0: jax.Array,
+    obs: jax.Array,
+    episode_start: jax.Array,
+    action: jax.Array,
+    discrete_actions: bool,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Re-runs the GRU over sequences from their stored first hidden state (BPTT: the gradient
+    flows through every step of the recurrence, and stops at episode starts).
+
+    Args:
+        hidden0: ``[B, H]`` the stored ``hidden`` of each sequence's first step.
+        obs: ``[K, B, ...]``; episode_start: ``[K, B]`` bool; action: ``[K, B]`` (or ``[K, B, A]``).
+
+    Returns:
+        ``(log_prob, entropy, value)``, each ``[K, B]`` float32.
+    """
+    _, policy_out, value = apply_fn(params, hidden0, obs, episode_start)
+    log_std = None if discrete_actions else params["params"]["towers"]["log_std"]
+    steps, batch = value.shape
+    policy_out = policy_out.reshape(steps * batch, -1)  # the distributions take [B, A]
+    action = action.reshape((steps * batch,) + action.shape[2:])
+    log_prob = networks.log_prob(policy_out, log_std, action, discrete_actions)
+    entropy = networks.entropy(policy_out, log_std, discrete_actions)
+    return log_prob.reshape(steps, batch), entropy.reshape(steps, batch), value
+
+
+def bptt_loss(
+    params: Any,
+    apply_fn: RecurrentApplyFn,
+    batch: dict[str, jax.Array],
+    discrete_actions: bool,
+    clip_eps: float | jax.Array,
+    vf_coef: float | jax.Array,
+    ent_coef: float | jax.Array,
+    clip_value_loss: bool = False,
+    normalize_advantage: bool = True,
+) -> tuple[jax.Array, LossInfo]:
+    """The PPO loss of one sequence minibatch, differentiated through time.
+
+    Args:
+        batch: leaves ``[K, B, ...]``: ``obs``, ``action``, ``log_prob``, ``value``, ``advantage``,
+            ``target``, ``hidden`` (``[K, B, H]``; only step 0 is read) and ``episode_start``.
+
+    Returns:
+        ``(total, LossInfo)`` of ``losses.ppo_loss_terms`` over all ``K * B`` steps.
+    """
+    log_prob, entropy, value = evaluate_sequence(
+        params, apply_fn, batch["hidden"][0], batch["obs"], batch["episode_start"], batch["action"],
+        discrete_actions,
+    )
+    flat = lambda x: x.reshape(-1)  # noqa: E731
+    return ppo_loss_terms(
+        flat(log_prob), flat(batch["log_prob"]), flat(batch["advantage"]), flat(value),
+        flat(batch["value"]), flat(batch["target"]), flat(entropy), clip_eps, vf_coef, ent_coef,
+        clip_value_loss=clip_value_loss, normalize_advantage=normalize_advantage,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Greedy evaluation
+# --------------------------------------------------------------------------------------------
+def evaluate_greedy_recurrent(
+    key: jax.Array,
+    params: Any,
+    apply_fn: RecurrentApplyFn,
+    spec: EnvSpec,
+    num_envs: int,
+    hidden_size: int,
+) -> jax.Array:
+    """``rollout.evaluate_greedy`` for a recurrent policy: mean return ``()`` of the greedy policy
+    over ``num_envs`` fresh episodes, the hidden state carried from step to step.
+    """
+    horizon = spec.max_episode_steps
+    keys = jax.random.split(key, num_envs * (1 + horizon))
+    carry = reset_recurrent(keys[:num_envs], spec, hidden_size)
+    step_keys = keys[num_envs:].reshape((horizon, num_envs) + keys.shape[1:])
+
+    def step(state):
+        t, carry, returns, finished = state
+        hidden_seq, policy_out, _ = apply_fn(
+            params, carry.hidden, carry.env.obs[None], carry.episode_start[None]
+        )
+        action = networks.greedy_action(policy_out[0], spec.discrete_actions)
+        obs, env_state, reward, terminated, truncated, _ = jax.vmap(
+            spec.env.step, in_axes=(0, 0, 0, None)
+        )(step_keys[t], carry.env.env_state, env_action(spec, action), spec.env_params)
+        returns = returns + jnp.where(finished, 0.0, reward.astype(jnp.float32))
+        finished = finished | terminated | truncated
+        carry = carry.replace(
+            env=carry.env.replace(env_state=env_state, obs=obs),
+            hidden=hidden_seq[0],
+            episode_start=terminated | truncated,
+        )
+        return t + 1, carry, returns, finished
+
+    def running(state):
+        t, _, _, finished = state
+        return (t < horizon) & ~jnp.all(finished)
+
+    init = (jnp.int32(0), carry, jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), bool))
+    _, _, returns, _ = jax.lax.while_loop(running, step, init)
+    return returns.mean()
+
+
+# --------------------------------------------------------------------------------------------
+# A reference wiring of one recurrent PPO update (what the trainer does with these pieces)
+# --------------------------------------------------------------------------------------------
+@struct.dataclass
+class RecurrentRunner:
+    """One seed's training state for ``make_recurrent_update``."""
+
+    params: Any
+    opt_state: Any
+    carry: RecurrentCarry
+    key: jax.Array
+
+
+@struct.dataclass
+class RecurrentPPOSettings:
+    """The hyperparameters ``make_recurrent_update`` reads (static: they fix shapes or are closed over).
+
+    ``seq_len`` is the BPTT length (``num_steps``: whole rollouts); ``num_minibatches`` must divide
+    the number of sequences ``(num_steps // seq_len) * num_envs``.
+    """
+
+    num_envs: int = struct.field(pytree_node=False, default=32)
+    num_steps: int = struct.field(pytree_node=False, default=64)
+    seq_len: int = struct.field(pytree_node=False, default=64)
+    num_minibatches: int = struct.field(pytree_node=False, default=4)
+    update_epochs: int = struct.field(pytree_node=False, default=4)
+    learning_rate: float = struct.field(pytree_node=False, default=2.5e-4)
+    max_grad_norm: float = struct.field(pytree_node=False, default=0.5)
+    gamma: float = struct.field(pytree_node=False, default=0.99)
+    gae_lambda: float = struct.field(pytree_node=False, default=0.95)
+    clip_eps: float = struct.field(pytree_node=False, default=0.2)
+    vf_coef: float = struct.field(pytree_node=False, default=0.5)
+    ent_coef: float = struct.field(pytree_node=False, default=0.01)
+
+
+def make_recurrent_update(
+    net: RecurrentActorCritic, spec: EnvSpec, settings: RecurrentPPOSettings
+) -> tuple[Callable[[jax.Array], RecurrentRunner], Callable[[RecurrentRunner], tuple[RecurrentRunner, dict]]]:
+    """``(init(key) -> runner, update(runner) -> (runner, metrics))`` for one seed: recurrent
+    rollout, ``bootstrap_values``, GAE (``gae.compute_gae``), then ``update_epochs`` passes over
+    sequence minibatches with ``bptt_loss``. Both are pure; ``jit(vmap(...))`` them over seeds.
+
+    This is the wiring the trainer's ``rnn_hidden_size > 0`` path follows (a prototype: plain
+    optax Adam on the params pytree, no learning-rate annealing, no sweeps).
+    """
+    import optax
+
+    from train.gae import compute_gae
+
+    s = settings
+    T, N, H = s.num_steps, s.num_envs, net.rnn_hidden_size
+    num_seq = (T // s.seq_len) * N
+    if T % s.seq_len or num_seq % s.num_minibatches:
+        raise ValueError(
+            f"seq_len ({s.seq_len}) must divide num_steps ({T}) and num_minibatches "
+            f"({s.num_minibatches}) the number of sequences ({num_seq})"
+        )
+    tx = optax.chain(optax.clip_by_global_norm(s.max_grad_norm), optax.adam(s.learning_rate, eps=1e-5))
+    obs_shape = spec.env.observation_space(spec.env_params).shape
+
+    def init(key: jax.Array) -> RecurrentRunner:
+        key_net, key_env, key = jax.random.split(key, 3)
+        sample_obs = jnp.zeros((1, 1) + tuple(obs_shape), jnp.float32)
+        params = net.init(key_net, initial_hidden(1, H), sample_obs, jnp.ones((1, 1), jnp.bool_))
+        carry = reset_recurrent(jax.random.split(key_env, N), spec, H)
+        return RecurrentRunner(params=params, opt_state=tx.init(params), carry=carry, key=key)
+
+    def loss_fn(params: Any, batch: dict[str, jax.Array]):
+        return bptt_loss(
+            params, net.apply, batch, spec.discrete_actions, s.clip_eps, s.vf_coef, s.ent_coef
+        )
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+
+    def update(runner: RecurrentRunner) -> tuple[RecurrentRunner, dict[str, jax.Array]]:
+        key, key_env, key_act, key_perm = jax.random.split(runner.key, 4)
+        env_keys = jax.random.split(key_env, T * N).reshape((T, N) + key_env.shape)
+        uniforms = networks.uniform_from_bits(
+            jax.random.bits(key_act, (T, N, spec.action_dim), jnp.uint32)
+        )
+        carry, traj, stats = collect_recurrent_rollout(
+            env_keys, uniforms, runner.params, net.apply, spec, runner.carry
+        )
+        next_values = bootstrap_values(runner.params, net.apply, traj, carry.hidden)
+        advantages, targets = compute_gae(
+            traj.reward, traj.value, next_values, traj.terminated, traj.done, s.gamma, s.gae_lambda
+        )
+        seq = lambda x: to_sequences(x, s.seq_len)  # noqa: E731
+        batch = {
+            "obs": seq(traj.obs), "action": seq(traj.action), "log_prob": seq(traj.log_prob),
+            "value": seq(traj.value), "advantage": seq(advantages), "target": seq(targets),
+            "hidden": seq(traj.hidden), "episode_start": seq(traj.episode_start),
+        }
+
+        def epoch(state, perm_key):
+            perm = jax.random.permutation(perm_key, num_seq)
+            minibatches = sequence_minibatches(batch, perm, s.num_minibatches)
+
+            def sgd_step(state, mb):
+                params, opt_state = state
+                grads, info = grad_fn(params, mb)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), info
+
+            return jax.lax.scan(sgd_step, state, minibatches)
+
+        (params, opt_state), infos = jax.lax.scan(
+            epoch, (runner.params, runner.opt_state), jax.random.split(key_perm, s.update_epochs)
+        )
+        count = stats.count
+        metrics = {
+            "episode_return": jnp.where(count > 0, stats.return_sum / jnp.maximum(count, 1), jnp.nan),
+            "episodes_completed": count,
+            "approx_kl": infos.approx_kl.mean(),
+            "entropy": infos.entropy.mean(),
+        }
+        return RecurrentRunner(params=params, opt_state=opt_state, carry=carry, key=key), metrics
+
+    return init, update
