@@ -9,6 +9,7 @@ stochastic (slippery moves or several start cells).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import contextvars
 from collections.abc import Iterator
 from functools import partial
@@ -140,7 +141,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         (the layout's cells, options, default params as values, generators)."""
         key = self.__dict__.get("_static_key_cache")
         if key is None:
-            items = tuple(sorted((k, _freeze(v)) for k, v in vars(self).items() if k != "_static_key_cache"))
+            items = tuple(sorted((k, _freeze(v, self)) for k, v in vars(self).items() if k != "_static_key_cache"))
             key = (type(self), items)
             self.__dict__["_static_key_cache"] = key
         return key
@@ -539,8 +540,11 @@ def validate_params(env: GridWorld, params: GridParams) -> GridParams:
     return env.validate_params(params)
 
 
-def _freeze(value: Any) -> Any:
-    """A hashable, comparable stand-in for an env attribute (arrays by dtype, shape and bytes)."""
+def _freeze(value: Any, owner: Any = None) -> Any:
+    """A hashable, comparable stand-in for an env attribute (arrays by dtype, shape and bytes; a
+    method bound to the env itself by its function, since the env's other attributes are in the key)."""
+    if inspect.ismethod(value) and owner is not None and value.__self__ is owner:
+        return ("own method", value.__func__)
     if isinstance(value, Layout):
         return ("Layout", value.name, _freeze(value.kind), _freeze(value.start))
     if isinstance(value, (np.ndarray, jax.Array)):
