@@ -46,16 +46,6 @@ def env_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     return _mesh(num_devices, ENV_AXIS)
 
 
-def pad_seeds(seeds: tuple[int, ...], num_devices: int) -> tuple[int, ...]:
-    """Pads ``seeds`` with unused seeds up to a multiple of ``num_devices``.
-
-    Padding seeds are trained and then dropped; they cannot change the real seeds' results.
-    """
-    extra = (-len(seeds)) % num_devices
-    top = max(seeds) + 1
-    return tuple(seeds) + tuple(range(top, top + extra))
-
-
 def seed_sharding(mesh: jax.sharding.Mesh, axis: int) -> NamedSharding:
     """Shards array axis ``axis`` over the mesh; other axes are replicated."""
     spec = [None] * axis + [SEED_AXIS]

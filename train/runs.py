@@ -24,11 +24,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train import dataparallel, distributed, report, tracking
+from train import report, tracking
 from train.checkpoint import atomic_write_json, latest_update, load_checkpoint, save_checkpoint
 from train.config import PPOConfig
-from train.ppo import ProgressFn, make_train, rng_config
-from train.trainer import TrainResult, make_result, place_inputs
+from train.loop import ProgressFn
+from train.placement import Placement, compile_program, rng_config
+from train.ppo import make_train
+from train.trainer import TrainResult, make_result
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -109,41 +111,23 @@ class _Program:
 
 def _build_program(config: PPOConfig, num_devices: int, env_parallel: bool = False) -> _Program:
     """The chunked programs of ``config``; no host callback in any, so all are cacheable."""
-    env_parallel = env_parallel and num_devices > 1
-    keys, hparams = place_inputs(config, num_devices, env_parallel)
-    if env_parallel:
-        mesh = distributed.env_mesh(num_devices)
-        trainer = dataparallel.make_env_parallel_train(config, mesh)
-    else:
-        mesh = distributed.seed_mesh(num_devices) if num_devices > 1 else None
-        trainer = make_train(config, mesh=mesh)
-    state_out: Any = None  # output shardings of the runner state, and of metrics/returns
-    out: Any = None
-    if num_devices > 1:
-        if jax.process_count() > 1:
-            # NOTE: with several processes every one reads whole chunks back (and process 0
-            # checkpoints the whole state), so everything leaving a program is replicated.
-            state_out = out = distributed.replicated(mesh)
-        elif env_parallel:
-            # Env leaves stay split where the shard_map keeps them; the rest is replicated.
-            state_out = dataparallel.runner_shardings(mesh, jax.eval_shape(trainer.init, keys))
-            out = distributed.replicated(mesh)
-        else:
-            state_out = out = distributed.seed_sharding(mesh, 1)
+    placement = Placement.build(config, num_devices, env_parallel)
+    trainer = make_train(config, placement)
+    keys, hparams = placement.keys(), placement.hparams()
+    state_out, out = placement.out_shardings(jax.eval_shape(trainer.init, keys))
     t0 = time.perf_counter()
-    with rng_config():
-        init = jax.jit(trainer.init, out_shardings=state_out).lower(keys).compile()
-        # Chunks are compiled for the shardings init (and every chunk) leaves the state in.
-        state_shape = jax.tree.map(
-            lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-            jax.eval_shape(trainer.init, keys),
-            init.output_shardings,
-        )
-        evaluate = jax.jit(trainer.evaluate, out_shardings=out).lower(state_shape).compile()
+    init = compile_program(trainer.init, keys, out_shardings=state_out)
+    # Chunks are compiled for the shardings init (and every chunk) leaves the state in.
+    state_shape = jax.tree.map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+        jax.eval_shape(trainer.init, keys),
+        init.output_shardings,
+    )
+    evaluate = compile_program(trainer.evaluate, state_shape, out_shardings=out)
 
     def make_run_updates(n: int):
-        fn = jax.jit(lambda s, h: trainer.run_updates(s, h, n), out_shardings=(state_out, out))
-        return fn.lower(state_shape, hparams).compile()
+        run = lambda s, h: trainer.run_updates(s, h, n)  # noqa: E731
+        return compile_program(run, state_shape, hparams, out_shardings=(state_out, out))
 
     program = _Program(config, num_devices, keys, hparams, init, {}, evaluate, make_run_updates)
     program.compile_seconds = time.perf_counter() - t0
@@ -243,7 +227,7 @@ def train_in_run_dir(
     done = 0
     metrics_host: dict[str, np.ndarray] | None = None
     if resume is not None and latest_update(ckpt_dir) is not None:
-        from train.ppo import METRIC_NAMES
+        from train.types import METRIC_NAMES
 
         saved_done = latest_update(ckpt_dir)
         real = _real_seeds(state, config)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import run_python
 from train import PPOConfig, distributed, train
+from train.placement import pad_seeds
 
 TINY = dict(total_timesteps=512, num_envs=4, num_steps=32, num_eval_envs=2)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,9 +32,9 @@ def test_stress__many_calls_on_one_device():
 
 
 def test_pad_seeds():
-    assert distributed.pad_seeds((0, 1, 2), 2) == (0, 1, 2, 3)
-    assert distributed.pad_seeds((5, 9), 2) == (5, 9)
-    assert distributed.pad_seeds((4,), 4) == (4, 5, 6, 7)
+    assert pad_seeds((0, 1, 2), 2) == (0, 1, 2, 3)
+    assert pad_seeds((5, 9), 2) == (5, 9)
+    assert pad_seeds((4,), 4) == (4, 5, 6, 7)
 
 
 def test_seed_mesh_rejects_too_many_devices():

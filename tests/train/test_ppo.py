@@ -8,7 +8,9 @@ import pytest
 
 from train import PPOConfig, train
 from train import ppo
-from train.ppo import METRIC_NAMES
+from train.placement import rng_config, seed_keys
+from train.setup import make_setup
+from train.types import METRIC_NAMES, make_hparams
 
 # A short run: 4 updates of 8 envs x 32 steps.
 TINY = dict(total_timesteps=1024, num_envs=8, num_steps=32, num_eval_envs=4)
@@ -108,8 +110,8 @@ def test_sweep__grid_axes_lead_and_points_differ():
 def test_chunked_updates_equal_one_call():
     config = PPOConfig(seeds=(0, 1), **TINY)
     trainer = ppo.make_train(config)
-    keys, hparams = ppo.seed_keys(config.seeds), ppo.make_hparams(config)
-    with ppo.rng_config():
+    keys, hparams = seed_keys(config.seeds), make_hparams(config)
+    with rng_config():
         init = jax.jit(trainer.init)
         run = jax.jit(trainer.run_updates, static_argnums=2)
         state = init(keys)
@@ -126,8 +128,8 @@ def test_chunked_updates_equal_one_call():
 def test_run_until__stops_when_every_seed_is_solved_and_trains_as_run_updates():
     config = PPOConfig(seeds=(0, 1, 2), total_timesteps=16 * 512)
     trainer = ppo.make_train(config)
-    keys, hparams = ppo.seed_keys(config.seeds), ppo.make_hparams(config)
-    with ppo.rng_config():
+    keys, hparams = seed_keys(config.seeds), make_hparams(config)
+    with rng_config():
         state = jax.jit(trainer.init)(keys)
         until = jax.jit(trainer.run_until, static_argnums=(2, 3))
         run = jax.jit(trainer.run_updates, static_argnums=2)
@@ -150,15 +152,15 @@ def test_run_until__stops_when_every_seed_is_solved_and_trains_as_run_updates():
 
 def test_update_step_traces_once():
     config = PPOConfig(seeds=(0,), **TINY)
-    setup = ppo.make_setup(config)
-    hp = jax.tree.map(lambda x: x[0], ppo.make_hparams(config))
+    setup = make_setup(config)
+    hp = jax.tree.map(lambda x: x[0], make_hparams(config))
 
     @jax.jit
     @chex.assert_max_traces(n=1)
     def step(runner, hp):
         return ppo.update_step(runner, hp, setup)
 
-    with ppo.rng_config():
+    with rng_config():
         runner = jax.jit(lambda k: ppo.init_runner_state(k, setup))(jax.random.PRNGKey(0))
         for _ in range(3):
             runner, metrics = step(runner, hp)
@@ -202,9 +204,9 @@ def test_train_program_has_no_lapack_calls():
     # this CPU; the whole fused program must not contain any.
     config = PPOConfig(seeds=(0, 1), **TINY)
     trainer = ppo.make_train(config)
-    with ppo.rng_config():
+    with rng_config():
         hlo = jax.jit(trainer.train).lower(
-            ppo.seed_keys(config.seeds), ppo.make_hparams(config)
+            seed_keys(config.seeds), make_hparams(config)
         ).as_text()
     assert "while" in hlo  # the scans are there...
     assert "lapack" not in hlo.lower() and "custom_call" not in hlo.lower()  # ...and no LAPACK

@@ -16,7 +16,8 @@ import pytest
 
 from tests.conftest import run_python
 from train import PPOConfig, ppo, train
-from train.ppo import METRIC_NAMES
+from train.placement import resolve_seed_batching, rng_config, seed_keys
+from train.types import METRIC_NAMES, make_hparams
 
 # 4 updates of 4 envs x 32 steps; 2 minibatches.
 TINY = dict(total_timesteps=512, num_envs=4, num_steps=32, num_minibatches=2, num_eval_envs=2)
@@ -43,9 +44,9 @@ def test_config__seed_batching_validated_and_auto_resolves():
         PPOConfig(seed_map_batch_size=0)
     auto = PPOConfig()
     assert auto.seed_batching == "auto"
-    assert ppo.resolve_seed_batching(auto, "cpu") == "vmap"  # measured: see resolve_seed_batching
-    assert ppo.resolve_seed_batching(auto, "gpu") == "vmap"
-    assert ppo.resolve_seed_batching(auto.replace(seed_batching="map"), "cpu") == "map"
+    assert resolve_seed_batching(auto, "cpu") == "vmap"  # measured: see resolve_seed_batching
+    assert resolve_seed_batching(auto, "gpu") == "vmap"
+    assert resolve_seed_batching(auto.replace(seed_batching="map"), "cpu") == "map"
 
 
 @pytest.mark.timeout(120)
@@ -74,8 +75,8 @@ def test_map__chunked_equals_one_call_and_progress_reports():
         config, progress=lambda i, steps, ret: calls.append((int(i), np.asarray(ret).shape)),
         progress_every=2,
     )
-    keys, hparams = ppo.seed_keys(config.seeds), ppo.make_hparams(config)
-    with ppo.rng_config():
+    keys, hparams = seed_keys(config.seeds), make_hparams(config)
+    with rng_config():
         state = jax.jit(trainer.init)(keys)
         run = jax.jit(trainer.run_updates, static_argnums=2)
         whole, m_whole = run(state, hparams, 4)
