@@ -10,7 +10,7 @@ Measured on ``GridWorld-4x4-v0`` (the optimal policy's return is 0.8):
   (updates included), compile time apart. The first call compiles; the repeats reuse the compiled
   program; the median run time is quoted. Seeds are sharded over one host CPU device per core, as
   ``train()`` and ``jaxgrid-train`` run them.
-- **jaxgrid time-to-solve**: ``Trainer.run_until`` (``train/ppo.py``) trains all seeds of the default
+- **jaxgrid time-to-solve**: ``Trainer.run_until`` (``train/loop.py``) trains all seeds of the default
   config in one program, one call, evaluating every seed's greedy policy after every update, and
   stops when all are optimal (greedy return 0.8). The evaluations are inside the timed call.
 - **SB3**: ``stable_baselines3.PPO`` with the same hyperparameters (16 envs, 32 steps, 4 epochs,

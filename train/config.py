@@ -74,16 +74,18 @@ class PPOConfig:
     """Grid of traced hyperparameters trained in one program, e.g.
     ``{"learning_rate": (1e-3, 3e-4), "ent_coef": (0.0, 0.01)}``; keys from ``SWEEPABLE``."""
     seed_batching: Literal["auto", "vmap", "map"] = "auto"
-    """How the fused program batches seeds and sweep points: ``"vmap"`` (one batched program;
-    best on GPU/TPU and on several CPU devices, and bitwise the same on any device count),
-    ``"map"`` (``lax.map``: one run after another, each device over its own seeds; ~5-10% faster
-    on one CPU device, less memory), or ``"auto"`` (``train.ppo.resolve_seed_batching``: ``"vmap"``
-    on every backend measured so far). The two modes agree per seed within float rounding."""
+    """How the fused program batches seeds and sweep points: ``"map"`` (``lax.map``: one run
+    compiled once and run after another, each device over its own seeds; a run is then bitwise
+    the same whatever runs beside it and on any device count), ``"vmap"`` (one batched program:
+    what fills a GPU/TPU; XLA may compile it differently per batch size, so results agree with
+    ``"map"`` and across batch sizes within float rounding only), or ``"auto"``
+    (``train.placement.resolve_seed_batching``: ``"map"`` on CPU, ``"vmap"`` elsewhere)."""
     seed_map_batch_size: int = 1
-    """With ``"map"``: runs vmapped together in each ``lax.map`` step (1: fully sequential)."""
+    """With ``"map"``: runs vmapped together in each ``lax.map`` step (1: fully sequential, and
+    the only size whose results do not depend on the runs beside)."""
     obs_table: Literal["auto", "on", "off"] = "auto"
     """For a ``Discrete(n)`` observation space: evaluate the network once on all ``n``
-    observations and look rows up, instead of once per sample (``train.ppo.TrainSetup``). The same
+    observations and look rows up, instead of once per sample (``train.setup.TrainSetup``). The same
     function, so the same training up to float summation order (gradients are summed per
     observation first); much less arithmetic when ``n`` is smaller than a minibatch. ``"auto"``:
     on when ``n <= minibatch_size``; ``"on"`` needs a Discrete observation space; ``"off"``."""

@@ -71,10 +71,13 @@ def make_trainer(
                                  progress_every, ordered=placement.mesh is None)
     real = jnp.asarray(placement.real_mask())
 
+    batched_init = placement.lift(lambda key, _: init(key))
+
     def init_all(keys: jax.Array) -> Any:
-        per_seed = jax.vmap(init)(keys)
+        per_seed = batched_init(keys[None], None)  # [1, S]: batched as the runs are
         # Every grid point starts from the same per-seed state.
-        return jax.tree.map(lambda x: jnp.broadcast_to(x, (config.num_grid_points,) + x.shape), per_seed)
+        grid = (config.num_grid_points,)
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, grid + x.shape[1:]), per_seed)
 
     def evaluate_all(runner: Any) -> jax.Array:
         return batched_evaluate(runner, None)

@@ -66,17 +66,22 @@ def resolve_num_devices(num_devices: int | None) -> int:
     return num_devices
 
 
-def resolve_seed_batching(config: PPOConfig, platform: str | None = None, num_devices: int = 1) -> str:
-    """``config.seed_batching`` with ``"auto"`` resolved; ``"auto"`` is ``"vmap"`` today.
+def resolve_seed_batching(config: PPOConfig, platform: str, num_devices: int = 1) -> str:
+    """``config.seed_batching`` with ``"auto"`` resolved: ``"map"`` on CPU, ``"vmap"`` elsewhere.
 
-    Measured (``bench/seed_batching.py``, 2-core CPU, 8 seeds, PureJaxRL-style and default
-    configs): on one CPU device ``lax.map`` is only ~5-10% faster than ``vmap`` (within this shared
-    machine's run-to-run noise); with the seeds sharded over 2 host devices ``vmap`` is ~10-20%
-    faster; on GPU/TPU ``vmap`` is what fills the device. ``platform`` and ``num_devices`` are
-    where a backend-dependent choice would go.
+    ``"map"`` compiles one run once and maps it over the device's runs, so a run's arithmetic is
+    the same whatever runs beside it and on any device count: bitwise-reproducible runs. A
+    ``vmap`` over ``R`` runs lets XLA:CPU compile differently per ``R`` (measured on the default
+    config: ``R`` = 1, 12 or 16 train seed 3 differently from ``R`` = 8 from the first update;
+    ``R`` = 2..6 differ from 8 in the logged loss terms only). Speed on CPU (``bench/
+    seed_batching.py``, 2 cores, 8 seeds): ``"map"`` ~5-10% faster on one device, ``vmap``
+    ~10-20% faster with the seeds over 2 host devices. On GPU/TPU ``vmap`` is what fills the
+    device. ``num_devices`` is where a device-count-dependent choice would go.
     """
-    del platform, num_devices  # no backend measured where "map" wins by more than noise
-    return "vmap" if config.seed_batching == "auto" else config.seed_batching
+    del num_devices
+    if config.seed_batching != "auto":
+        return config.seed_batching
+    return "map" if platform == "cpu" else "vmap"
 
 
 def pad_seeds(seeds: tuple[int, ...], num_devices: int) -> tuple[int, ...]:
@@ -194,7 +199,7 @@ class Placement:
             seeds = pad_seeds(seeds, n_dev)
         else:
             mesh = None
-        platform = mesh.devices.flat[0].platform if mesh is not None else None
+        platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
         mode = resolve_seed_batching(config, platform, n_dev)
         return cls(config, n_dev, env_parallel, mesh, mode, seeds)
 
