@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if many_hosts:  # the mesh must span every process's devices
         n_dev = len(jax.devices())
     if extras.env_parallel and n_dev > 1:
-        from train.dataparallel import check_env_parallel
+        from train.placement import check_env_parallel
 
         try:  # before a run directory is created
             check_env_parallel(config, n_dev)

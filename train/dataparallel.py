@@ -31,20 +31,6 @@ from train.config import PPOConfig
 from train.losses import normalize_advantages
 
 
-def check_env_parallel(config: PPOConfig, num_devices: int) -> None:
-    """Raises ``ValueError`` unless ``num_devices`` divides the envs and the minibatch."""
-    if config.num_envs % num_devices:
-        raise ValueError(
-            f"env-parallel training splits num_envs={config.num_envs} over {num_devices} devices: "
-            "num_envs must be a multiple of the device count"
-        )
-    if config.minibatch_size % num_devices:
-        raise ValueError(
-            f"env-parallel training splits each minibatch of {config.minibatch_size} transitions "
-            f"over {num_devices} devices: the minibatch size must be a multiple of the device count"
-        )
-
-
 @dataclass(frozen=True)
 class SplitEnvs:
     """``ppo.update_step``'s hooks for a run whose ``N`` envs are split into ``num_shards``
@@ -101,4 +87,4 @@ class SplitEnvs:
         return jax.tree.map(lambda x: lax.psum(x, self.axis_name), tree)
 
 
-__all__ = ["SplitEnvs", "check_env_parallel"]
+__all__ = ["SplitEnvs"]

@@ -84,6 +84,20 @@ def resolve_seed_batching(config: PPOConfig, platform: str, num_devices: int = 1
     return "map" if platform == "cpu" else "vmap"
 
 
+def check_env_parallel(config: PPOConfig, num_devices: int) -> None:
+    """Raises ``ValueError`` unless ``num_devices`` divides the envs and the minibatch."""
+    if config.num_envs % num_devices:
+        raise ValueError(
+            f"env-parallel training splits num_envs={config.num_envs} over {num_devices} devices: "
+            "num_envs must be a multiple of the device count"
+        )
+    if config.minibatch_size % num_devices:
+        raise ValueError(
+            f"env-parallel training splits each minibatch of {config.minibatch_size} transitions "
+            f"over {num_devices} devices: the minibatch size must be a multiple of the device count"
+        )
+
+
 def pad_seeds(seeds: tuple[int, ...], num_devices: int) -> tuple[int, ...]:
     """Pads ``seeds`` with unused seeds (above the largest) up to a multiple of ``num_devices``.
 
@@ -186,8 +200,6 @@ class Placement:
             ValueError: a bad ``num_devices`` (``resolve_num_devices``), or env-parallel
                 training over a device count that does not divide the envs or the minibatch.
         """
-        from train.dataparallel import check_env_parallel
-
         n_dev = resolve_num_devices(num_devices)
         env_parallel = env_parallel and n_dev > 1
         seeds = config.seeds
