@@ -46,6 +46,10 @@ class HParams:
     def __setattr__(self, name: str, value: Any) -> None:
         raise dataclasses.FrozenInstanceError(f"HParams is immutable: cannot set {name!r}")
 
+    def replace(self, **changes: Any) -> "HParams":
+        """A copy with ``changes`` (names from ``SWEEPABLE``) applied."""
+        return HParams(**{**self._values, **changes})
+
     def __repr__(self) -> str:
         return f"HParams({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
 

@@ -161,7 +161,7 @@ def test_update_step_traces_once():
         # new hyperparameter values are traced values: still no retrace
         runner, _ = step(runner, hp.replace(learning_rate=jnp.float32(1e-4)))
     assert int(runner.update_step) == 4
-    assert np.isfinite(float(metrics["value_loss"]))
+    assert np.isfinite(float(metrics.value_loss))
 
 
 def test_gaussian_policy_on_pendulum_runs():

@@ -41,6 +41,9 @@ def test_hparams__one_leaf_per_sweepable_in_order_and_immutable():
         hp.gamma = 0.5
     with pytest.raises(TypeError, match="exactly"):
         HParams(learning_rate=1.0)
+    with pytest.raises(TypeError, match="exactly"):
+        hp.replace(num_envs=4)
+    assert hp.replace(gamma=jnp.float32(0.5)).gamma == 0.5 and hp.gamma.shape == (2,)
     with pytest.raises(AttributeError, match="num_envs"):
         hp.num_envs
 
