@@ -1,6 +1,6 @@
 """Devices and hosts: meshes over the seed or env axis, and the multi-host runtime.
 
-Seeds are independent, so sharding them is embarrassingly parallel: XLA partitions the vmapped
+Seeds are independent, so sharding them is embarrassingly parallel: XLA partitions the batched
 program along the seed axis and no collective is needed. On CPU, one host device per core makes XLA
 use every core (one CPU device runs a program's small ops on about one core). Splitting one agent's
 envs over devices (``train.dataparallel``) does need collectives: ``lax.pmean`` of the gradients.
