@@ -38,7 +38,7 @@ def measure(mode: str, total_timesteps: int, repeats: int) -> dict[str, Any]:
     import jax
 
     from train import PPOConfig
-    from train.ppo import resolve_seed_batching
+    from train.placement import Placement
     from train.trainer import train
 
     if mode == "seeds":
@@ -54,10 +54,8 @@ def measure(mode: str, total_timesteps: int, repeats: int) -> dict[str, Any]:
     return {
         "mode": mode,
         "devices": len(jax.devices()),
-        # as train() resolves it: seeds mode per device count, envs mode per device (all seeds)
-        "seed_batching": resolve_seed_batching(
-            config, num_devices=len(jax.devices()) if mode == "seeds" else 1
-        ),
+        # as train() resolves it: seeds over every device, or each seed's envs over them
+        "seed_batching": Placement.build(config, env_parallel=mode == "envs").seed_batching,
         "num_seeds": config.num_seeds,
         "num_envs": config.num_envs,
         "num_updates": config.num_updates,

@@ -11,7 +11,9 @@ repeats. Env steps per second count training steps of all seeds.
 
 Measured on the shared 2-core CPU (load average 3-7, so absolute numbers vary ~2x between runs;
 compare modes within one run): one device, 8 seeds, ``"map"`` ~5-10% faster than ``"vmap"``; two
-host devices, ``"vmap"`` ~10-20% faster. Hence ``seed_batching="auto"`` stays ``"vmap"``.
+host devices, ``"vmap"`` ~10-20% faster. ``seed_batching="auto"`` is nevertheless ``"map"`` on CPU:
+it alone trains a seed bitwise the same whatever runs beside it and on any device count
+(``train.placement.resolve_seed_batching``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Measured on ``GridWorld-4x4-v0`` (the optimal policy's return is 0.8):
   (updates included), compile time apart. The first call compiles; the repeats reuse the compiled
   program; the median run time is quoted. Seeds are sharded over one host CPU device per core, as
   ``train()`` and ``jaxgrid-train`` run them.
-- **jaxgrid time-to-solve**: ``Trainer.run_until`` (``train/ppo.py``) trains all seeds of the default
+- **jaxgrid time-to-solve**: ``Trainer.run_until`` (``train/loop.py``) trains all seeds of the default
   config in one program, one call, evaluating every seed's greedy policy after every update, and
   stops when all are optimal (greedy return 0.8). The evaluations are inside the timed call.
 - **SB3**: ``stable_baselines3.PPO`` with the same hyperparameters (16 envs, 32 steps, 4 epochs,
@@ -96,29 +96,28 @@ def measure_jaxgrid_solve(num_seeds: int, num_envs: int, args) -> dict[str, Any]
     """
     import jax
 
-    from train import distributed
-    from train.ppo import make_train, rng_config
-    from train.trainer import place_inputs
+    from train.placement import Placement, compile_program
+    from train.ppo import make_train
 
     config = jaxgrid_config(num_seeds, num_envs, args.solve_max_steps)
     # Seeds sharded over the host devices, as train() and jaxgrid-train run them; here only over as
-    # many devices as divide the seeds, so no padding seed (which would have to solve too) is added.
+    # many devices as divide the seeds, so no padding seed is added (run_until would not wait for
+    # one, but it would still cost time).
     n_dev = max(d for d in range(1, len(jax.devices()) + 1) if num_seeds % d == 0)
-    mesh = distributed.seed_mesh(n_dev) if n_dev > 1 else None
-    trainer = make_train(config, mesh=mesh)
-    keys, hparams = place_inputs(config, n_dev, env_parallel=False)
-    out = distributed.seed_sharding(mesh, 1) if mesh is not None else None  # leaves lead [G, S]
+    placement = Placement.build(config, n_dev)
+    trainer = make_train(config, placement)
+    keys, hparams = placement.keys(), placement.hparams()
+    out, _ = placement.out_shardings(None)  # leaves lead [G, S]
     start = time.perf_counter()
-    with rng_config():
-        init = jax.jit(trainer.init, out_shardings=out).lower(keys).compile()
-        runner = init(keys)
-        solve = jax.jit(
-            lambda r, h: trainer.run_until(r, h, config.num_updates, SOLVED),
-            out_shardings=(out, None, out),
-        ).lower(runner, hparams).compile()
-        update = jax.jit(lambda r, h: trainer.run_updates(r, h, 1), out_shardings=out)
-        update = update.lower(runner, hparams).compile()
-        evaluate = jax.jit(trainer.evaluate, out_shardings=out).lower(runner).compile()
+    init = compile_program(trainer.init, keys, out_shardings=out)
+    runner = init(keys)
+    solve = compile_program(
+        lambda r, h: trainer.run_until(r, h, config.num_updates, SOLVED), runner, hparams,
+        out_shardings=(out, None, out),
+    )
+    update = compile_program(lambda r, h: trainer.run_updates(r, h, 1), runner, hparams,
+                             out_shardings=out)
+    evaluate = compile_program(trainer.evaluate, runner, out_shardings=out)
     compile_s = time.perf_counter() - start
 
     def solve_once() -> tuple[int, float, np.ndarray]:

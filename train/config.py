@@ -6,42 +6,21 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
 
-# Hyperparameters that are traced values inside the fused program, so a sweep can vmap them.
-SWEEPABLE: tuple[str, ...] = (
-    "learning_rate",
-    "gamma",
-    "gae_lambda",
-    "clip_eps",
-    "ent_coef",
-    "vf_coef",
-    "max_grad_norm",
-)
-# Settings that change array shapes or the program's structure: they cannot be vmapped.
-SHAPE_CHANGING: tuple[str, ...] = (
-    "env_id",
-    "env_kwargs",
-    "seeds",
-    "total_timesteps",
-    "num_envs",
-    "num_steps",
-    "update_epochs",
-    "num_minibatches",
-    "anneal_lr",
-    "clip_value_loss",
-    "normalize_advantage",
-    "hidden_sizes",
-    "activation",
-    "num_eval_envs",
-    "sweep",
-    "seed_batching",
-    "seed_map_batch_size",
-    "obs_table",
-)
+
+def traced(default: float, rule: str, check: Callable[[float], bool]) -> Any:
+    """Declares a traced (sweepable) hyperparameter: a float32 input of the fused program, so
+    configs differing only in its value share one compiled program and a ``sweep`` can vmap it.
+
+    ``check(value)`` is its validation (also applied to every value of a sweep) and ``rule`` the
+    message naming the valid range. Every other field is static: it fixes array shapes or the
+    program's structure (``SHAPE_CHANGING``). The field's docstring follows it as usual.
+    """
+    return field(default=default, metadata={"traced": True, "rule": rule, "check": check})
 
 
 def _fail(name: str, value: Any, rule: str) -> None:
@@ -110,21 +89,21 @@ class PPOConfig:
     """Passes over each rollout batch per update."""
     num_minibatches: int = 4
     """Minibatches per epoch; must divide ``num_envs * num_steps``."""
-    learning_rate: float = 2.5e-3
+    learning_rate: float = traced(2.5e-3, "must be > 0", lambda v: v > 0)
     """Adam step size (the start value when ``anneal_lr``)."""
     anneal_lr: bool = True
     """Anneal the learning rate linearly to 0, counted in updates."""
-    gamma: float = 0.99
+    gamma: float = traced(0.99, "must be in (0, 1]", lambda v: 0 < v <= 1)
     """Discount factor γ, in (0, 1]."""
-    gae_lambda: float = 0.95
+    gae_lambda: float = traced(0.95, "must be in [0, 1]", lambda v: 0 <= v <= 1)
     """GAE λ, in [0, 1]."""
-    clip_eps: float = 0.2
+    clip_eps: float = traced(0.2, "must be > 0", lambda v: v > 0)
     """PPO ratio clip ε (also the value-clip range when ``clip_value_loss``)."""
-    ent_coef: float = 0.01
+    ent_coef: float = traced(0.01, "must be >= 0", lambda v: v >= 0)
     """Entropy bonus coefficient."""
-    vf_coef: float = 0.5
+    vf_coef: float = traced(0.5, "must be >= 0", lambda v: v >= 0)
     """Value loss coefficient."""
-    max_grad_norm: float = 0.5
+    max_grad_norm: float = traced(0.5, "must be > 0", lambda v: v > 0)
     """Global-norm gradient clip."""
     clip_value_loss: bool = False
     """Clip the value loss around the rollout's values (CleanRL/PureJaxRL style)."""
@@ -140,16 +119,18 @@ class PPOConfig:
     """Grid of traced hyperparameters trained in one program, e.g.
     ``{"learning_rate": (1e-3, 3e-4), "ent_coef": (0.0, 0.01)}``; keys from ``SWEEPABLE``."""
     seed_batching: Literal["auto", "vmap", "map"] = "auto"
-    """How the fused program batches seeds and sweep points: ``"vmap"`` (one batched program;
-    best on GPU/TPU and on several CPU devices, and bitwise the same on any device count),
-    ``"map"`` (``lax.map``: one run after another, each device over its own seeds; ~5-10% faster
-    on one CPU device, less memory), or ``"auto"`` (``train.ppo.resolve_seed_batching``: ``"vmap"``
-    on every backend measured so far). The two modes agree per seed within float rounding."""
+    """How the fused program batches seeds and sweep points: ``"map"`` (``lax.map``: one run
+    compiled once and run after another, each device over its own seeds; a run is then bitwise
+    the same whatever runs beside it and on any device count), ``"vmap"`` (one batched program:
+    what fills a GPU/TPU; XLA may compile it differently per batch size, so results agree with
+    ``"map"`` and across batch sizes within float rounding only), or ``"auto"``
+    (``train.placement.resolve_seed_batching``: ``"map"`` on CPU, ``"vmap"`` elsewhere)."""
     seed_map_batch_size: int = 1
-    """With ``"map"``: runs vmapped together in each ``lax.map`` step (1: fully sequential)."""
+    """With ``"map"``: runs vmapped together in each ``lax.map`` step (1: fully sequential, and
+    the only size whose results do not depend on the runs beside)."""
     obs_table: Literal["auto", "on", "off"] = "auto"
     """For a ``Discrete(n)`` observation space: evaluate the network once on all ``n``
-    observations and look rows up, instead of once per sample (``train.ppo.TrainSetup``). The same
+    observations and look rows up, instead of once per sample (``train.setup.TrainSetup``). The same
     function, so the same training up to float summation order (gradients are summed per
     observation first); much less arithmetic when ``n`` is smaller than a minibatch. ``"auto"``:
     on when ``n <= minibatch_size``; ``"on"`` needs a Discrete observation space; ``"off"``."""
@@ -234,16 +215,8 @@ class PPOConfig:
 
     @staticmethod
     def _validate_hparams(values: dict[str, Any], where: str) -> None:
-        rules = {
-            "learning_rate": (lambda v: v > 0, "must be > 0"),
-            "gamma": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
-            "gae_lambda": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
-            "clip_eps": (lambda v: v > 0, "must be > 0"),
-            "ent_coef": (lambda v: v >= 0, "must be >= 0"),
-            "vf_coef": (lambda v: v >= 0, "must be >= 0"),
-            "max_grad_norm": (lambda v: v > 0, "must be > 0"),
-        }
-        for name, (ok, rule) in rules.items():
+        for f in _TRACED_FIELDS:
+            name, ok, rule = f.name, f.metadata["check"], f.metadata["rule"]
             if name not in values:
                 continue
             for v in values[name] if where else (values[name],):
@@ -319,3 +292,12 @@ class PPOConfig:
     def replace(self, **changes: Any) -> "PPOConfig":
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+_TRACED_FIELDS = tuple(f for f in dataclasses.fields(PPOConfig) if f.metadata.get("traced"))
+# Hyperparameters that are traced values inside the fused program, so a sweep can vmap them.
+SWEEPABLE: tuple[str, ...] = tuple(f.name for f in _TRACED_FIELDS)
+# Settings that change array shapes or the program's structure: they cannot be vmapped.
+SHAPE_CHANGING: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(PPOConfig) if f.name not in SWEEPABLE
+)

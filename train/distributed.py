@@ -1,6 +1,6 @@
 """Devices and hosts: meshes over the seed or env axis, and the multi-host runtime.
 
-Seeds are independent, so sharding them is embarrassingly parallel: XLA partitions the vmapped
+Seeds are independent, so sharding them is embarrassingly parallel: XLA partitions the batched
 program along the seed axis and no collective is needed. On CPU, one host device per core makes XLA
 use every core (one CPU device runs a program's small ops on about one core). Splitting one agent's
 envs over devices (``train.dataparallel``) does need collectives: ``lax.pmean`` of the gradients.
@@ -44,16 +44,6 @@ def seed_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
 def env_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     """A 1-D mesh over the first ``num_devices`` devices (all by default), axis ``"envs"``."""
     return _mesh(num_devices, ENV_AXIS)
-
-
-def pad_seeds(seeds: tuple[int, ...], num_devices: int) -> tuple[int, ...]:
-    """Pads ``seeds`` with unused seeds up to a multiple of ``num_devices``.
-
-    Padding seeds are trained and then dropped; they cannot change the real seeds' results.
-    """
-    extra = (-len(seeds)) % num_devices
-    top = max(seeds) + 1
-    return tuple(seeds) + tuple(range(top, top + extra))
 
 
 def seed_sharding(mesh: jax.sharding.Mesh, axis: int) -> NamedSharding:

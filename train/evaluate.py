@@ -15,7 +15,10 @@ import numpy as np
 
 from train import networks, report
 from train.checkpoint import atomic_write_json, find_checkpoint, restore_checkpoint
-from train.ppo import METRIC_NAMES, TrainSetup, _log_std, make_train, rng_config, seed_keys
+from train.placement import rng_config, seed_keys
+from train.ppo import make_train
+from train.setup import TrainSetup, log_std_of
+from train.types import METRIC_NAMES
 from train.rollout import _step_envs, reset_envs
 from train.runs import CHECKPOINT_DIR, load_run_config
 
@@ -36,7 +39,7 @@ def episode_returns(
         if greedy:
             action = networks.greedy_action(policy_out, spec.discrete_actions)
         else:
-            action = networks.sample_action(key_act, policy_out, _log_std(params, setup), spec.discrete_actions)
+            action = networks.sample_action(key_act, policy_out, log_std_of(params, setup), spec.discrete_actions)
         obs, env_state, reward, _, done, _ = _step_envs(jax.random.split(key_env, num_envs), spec, carry, action)
         returns = returns + jnp.where(finished, 0.0, reward)
         carry = carry.replace(env_state=env_state, obs=obs)

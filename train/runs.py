@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train import dataparallel, distributed, report, tracking
+from train import report, tracking
 from train import loggers as run_loggers
 from train.checkpoint import (
     CheckpointError,
@@ -48,9 +48,11 @@ from train.checkpoint import (
 )
 from train.config import PPOConfig
 from train.envs import make_env
-from train.ppo import ProgressFn, make_train, rng_config
+from train.loop import ProgressFn
+from train.placement import Placement, check_env_parallel, compile_program, resolve_num_devices, rng_config
+from train.ppo import make_train
 from train.rundir import CHECKPOINT_DIR, RunDir, RunIOError
-from train.trainer import TrainResult, make_result, place_inputs
+from train.trainer import TrainResult, make_result
 
 CONFIG_FILE = "config.json"
 __all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "ConfigMismatchError", "RunInterrupted", "train_in_run_dir"]
@@ -132,41 +134,23 @@ class _Program:
 
 def _build_program(config: PPOConfig, num_devices: int, env_parallel: bool = False) -> _Program:
     """The chunked programs of ``config``; no host callback in any, so all are cacheable."""
-    env_parallel = env_parallel and num_devices > 1
-    keys, hparams = place_inputs(config, num_devices, env_parallel)
-    if env_parallel:
-        mesh = distributed.env_mesh(num_devices)
-        trainer = dataparallel.make_env_parallel_train(config, mesh)
-    else:
-        mesh = distributed.seed_mesh(num_devices) if num_devices > 1 else None
-        trainer = make_train(config, mesh=mesh)
-    state_out: Any = None  # output shardings of the runner state, and of metrics/returns
-    out: Any = None
-    if num_devices > 1:
-        if jax.process_count() > 1:
-            # NOTE: with several processes every one reads whole chunks back (and process 0
-            # checkpoints the whole state), so everything leaving a program is replicated.
-            state_out = out = distributed.replicated(mesh)
-        elif env_parallel:
-            # Env leaves stay split where the shard_map keeps them; the rest is replicated.
-            state_out = dataparallel.runner_shardings(mesh, jax.eval_shape(trainer.init, keys))
-            out = distributed.replicated(mesh)
-        else:
-            state_out = out = distributed.seed_sharding(mesh, 1)
+    placement = Placement.build(config, num_devices, env_parallel)
+    trainer = make_train(config, placement)
+    keys, hparams = placement.keys(), placement.hparams()
+    state_out, out = placement.out_shardings(jax.eval_shape(trainer.init, keys))
     t0 = time.perf_counter()
-    with rng_config():
-        init = jax.jit(trainer.init, out_shardings=state_out).lower(keys).compile()
-        # Chunks are compiled for the shardings init (and every chunk) leaves the state in.
-        state_shape = jax.tree.map(
-            lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-            jax.eval_shape(trainer.init, keys),
-            init.output_shardings,
-        )
-        evaluate = jax.jit(trainer.evaluate, out_shardings=out).lower(state_shape).compile()
+    init = compile_program(trainer.init, keys, out_shardings=state_out)
+    # Chunks are compiled for the shardings init (and every chunk) leaves the state in.
+    state_shape = jax.tree.map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+        jax.eval_shape(trainer.init, keys),
+        init.output_shardings,
+    )
+    evaluate = compile_program(trainer.evaluate, state_shape, out_shardings=out)
 
     def make_run_updates(n: int):
-        fn = jax.jit(lambda s, h: trainer.run_updates(s, h, n), out_shardings=(state_out, out))
-        return fn.lower(state_shape, hparams).compile()
+        run = lambda s, h: trainer.run_updates(s, h, n)  # noqa: E731
+        return compile_program(run, state_shape, hparams, out_shardings=(state_out, out))
 
     program = _Program(config, num_devices, keys, hparams, init, {}, evaluate, make_run_updates)
     program.compile_seconds = time.perf_counter() - t0
@@ -306,10 +290,7 @@ def _validate_start(
     Raises:
         ValueError: naming the argument and its valid values.
     """
-    available = len(jax.devices())
-    n_dev = available if num_devices is None else num_devices
-    if isinstance(n_dev, bool) or not isinstance(n_dev, int) or not 1 <= n_dev <= available:
-        raise ValueError(f"num_devices must be an int in 1..{available} (the devices jax sees), got {num_devices!r}")
+    n_dev = resolve_num_devices(num_devices)
     every = max(1, math.ceil(config.num_updates / 10)) if checkpoint_every is None else checkpoint_every
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"checkpoint_every must be a positive int (updates per checkpoint), got {checkpoint_every!r}")
@@ -317,7 +298,7 @@ def _validate_start(
         raise ValueError(f"stop_after must be a positive int or None, got {stop_after!r}")
     make_env(config.env_id, config.env_kwargs)  # the env's parameter checks, before any file
     if env_parallel and n_dev > 1:
-        dataparallel.check_env_parallel(config, n_dev)
+        check_env_parallel(config, n_dev)
     return n_dev, every
 
 
@@ -385,7 +366,7 @@ def _start_metadata(run: RunDir, config: PPOConfig, every: int, started: str, re
 
 def _initial_state(program: _Program, config: PPOConfig, found: FoundCheckpoint | None):
     """``(state, metrics so far or None, updates done)``: fresh, or restored from ``found``."""
-    from train.ppo import METRIC_NAMES
+    from train.types import METRIC_NAMES
 
     state = program.init(program.keys)
     if found is None:

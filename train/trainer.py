@@ -10,9 +10,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from train import dataparallel, distributed
 from train.config import SWEEPABLE, PPOConfig
-from train.ppo import ProgressFn, RunnerState, make_hparams, make_train, rng_config, seed_keys
+from train.loop import ProgressFn
+from train.placement import Placement, compile_program, unpad_seeds
+from train.ppo import make_train
+from train.types import RunnerState
 
 
 # Compiled programs of recent configs (a notebook or a test re-running a config skips compiling).
@@ -63,22 +65,17 @@ def train(
         A ``TrainResult``.
 
     Raises:
-        ValueError: ``num_devices`` not an int in ``[1, len(jax.devices())]`` (before compiling).
+        ValueError: a bad ``num_devices``, or an env split the device count does not divide
+            (``train.placement.Placement.build``), before anything is compiled.
     """
-    available = len(jax.devices())
-    if num_devices is not None and (
-        isinstance(num_devices, bool) or not isinstance(num_devices, int) or not 1 <= num_devices <= available
-    ):
-        raise ValueError(f"num_devices={num_devices!r} is invalid: must be None (all) or an int in [1, {available}]")
-    n_dev = available if num_devices is None else num_devices
-    env_parallel = env_parallel and n_dev > 1
-    keys, hparams = place_inputs(config, n_dev, env_parallel)
+    placement = Placement.build(config, num_devices, env_parallel)
+    keys, hparams = placement.keys(), placement.hparams()
 
     t0 = time.perf_counter()
-    cache_key = (_program_key(config), progress, n_dev, env_parallel)
+    cache_key = (_program_key(config), progress, placement.num_devices, placement.env_parallel)
     compiled = _COMPILED.get(cache_key)
     if compiled is None:
-        compiled = _compile(config, progress, n_dev, keys, hparams, env_parallel)
+        compiled = _compile(config, placement, progress, keys, hparams)
         _COMPILED[cache_key] = compiled
         while len(_COMPILED) > _CACHE_SIZE:
             _COMPILED.pop(next(iter(_COMPILED)))
@@ -86,29 +83,9 @@ def train(
     state, metrics, eval_returns = jax.block_until_ready(compiled(keys, hparams))
     t2 = time.perf_counter()
 
-    return make_result(config, state, metrics, eval_returns, t1 - t0, t2 - t1, n_dev)
-
-
-def place_inputs(config: PPOConfig, n_dev: int, env_parallel: bool) -> tuple[jax.Array, Any]:
-    """The seed keys and traced hyperparameters of ``config``, placed for ``n_dev`` devices.
-
-    Seed mode pads the seeds to a multiple of the devices and shards the keys over a seed mesh;
-    env-parallel mode replicates both over an env mesh (after checking the device count divides
-    the env batch); one device leaves them where they are.
-    """
-    pad = n_dev > 1 and not env_parallel
-    keys = seed_keys(distributed.pad_seeds(config.seeds, n_dev) if pad else config.seeds)
-    hparams = make_hparams(config)
-    if env_parallel:
-        dataparallel.check_env_parallel(config, n_dev)
-        mesh = distributed.env_mesh(n_dev)
-        keys = jax.device_put(keys, distributed.replicated(mesh))
-        hparams = jax.device_put(hparams, distributed.replicated(mesh))
-    elif n_dev > 1:
-        mesh = distributed.seed_mesh(n_dev)
-        keys = jax.device_put(keys, distributed.seed_sharding(mesh, 0))
-        hparams = jax.device_put(hparams, distributed.replicated(mesh))
-    return keys, hparams
+    return make_result(
+        config, state, metrics, eval_returns, t1 - t0, t2 - t1, placement.num_devices
+    )
 
 
 def make_result(
@@ -120,15 +97,16 @@ def make_result(
     run_seconds: float,
     n_dev: int,
 ) -> TrainResult:
-    """A ``TrainResult`` from the program's ``[G, S_padded, ...]`` outputs (padding seeds dropped)."""
-    n_real = config.num_seeds
-    lead = config.grid_shape + (n_real,)
+    """A ``TrainResult`` from the program's ``[G, S_padded, ...]`` outputs (padding seeds dropped;
+    outputs without padding seeds pass unchanged)."""
+    lead = config.grid_shape + (config.num_seeds,)
 
-    def host(x: jax.Array) -> np.ndarray:
-        x = np.asarray(x)[:, :n_real]
+    def host(x: Any) -> np.ndarray:
+        x = np.asarray(x)
         return x.reshape(lead + x.shape[2:])
 
-    state = jax.tree.map(lambda x: x[:, :n_real], state)
+    state = unpad_seeds(state, config.num_seeds)
+    metrics, eval_returns = unpad_seeds((metrics, eval_returns), config.num_seeds)
     return TrainResult(
         config=config,
         metrics={k: host(v) for k, v in metrics.items()},
@@ -137,40 +115,18 @@ def make_result(
         state=state,
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
-        env_steps=config.num_grid_points * n_real * config.env_steps_per_seed,
+        env_steps=config.num_grid_points * config.num_seeds * config.env_steps_per_seed,
         num_devices=n_dev,
     )
 
 
-def _compile(
-    config: PPOConfig,
-    progress: ProgressFn | None,
-    n_dev: int,
-    keys,
-    hparams,
-    env_parallel: bool = False,
-):
-    """Traces, lowers and compiles the fused train program of ``config`` for ``n_dev`` devices."""
-    # NOTE: with several processes (jax.distributed) every process must be able to read the
-    # whole result, so outputs are gathered (replicated); one process keeps them sharded.
-    many_hosts = jax.process_count() > 1
-    if env_parallel:
-        mesh = distributed.env_mesh(n_dev)
-        trainer = dataparallel.make_env_parallel_train(config, mesh, progress=progress)
-        out = distributed.replicated(mesh) if many_hosts else None
-        fn = jax.jit(trainer.train, out_shardings=out)
-    elif n_dev > 1:
-        mesh = distributed.seed_mesh(n_dev)
-        trainer = make_train(config, progress=progress, ordered_progress=False, mesh=mesh)
-        sharded = distributed.seed_sharding(mesh, 1)  # outputs lead with [G, S]
-        if many_hosts:
-            sharded = distributed.replicated(mesh)
-        fn = jax.jit(trainer.train, out_shardings=(sharded, sharded, sharded))
-    else:
-        trainer = make_train(config, progress=progress, ordered_progress=True)
-        fn = jax.jit(trainer.train)
-    with rng_config():
-        return fn.lower(keys, hparams).compile()
+def _compile(config: PPOConfig, placement: Placement, progress: ProgressFn | None, keys, hparams):
+    """Traces, lowers and compiles the fused train program of ``config`` on ``placement``."""
+    trainer = make_train(config, placement, progress=progress)
+    state_shapes = jax.eval_shape(trainer.init, keys) if placement.env_parallel else None
+    state_out, out = placement.out_shardings(state_shapes)
+    shardings = None if state_out is None else (state_out, out, out)
+    return compile_program(trainer.train, keys, hparams, out_shardings=shardings)
 
 
 def _program_key(config: PPOConfig) -> str:

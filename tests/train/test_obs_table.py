@@ -7,21 +7,23 @@ import numpy as np
 import pytest
 
 from train import PPOConfig, train
-from train import ppo
+from train import networks, ppo
+from train.setup import make_setup
+from train.types import make_hparams
 
 TINY = dict(total_timesteps=1024, num_envs=8, num_steps=32, num_eval_envs=4, seeds=(0, 1))
 
 
 def _setups(**kwargs):
-    on = ppo.make_setup(PPOConfig(obs_table="on", **kwargs))
-    off = ppo.make_setup(PPOConfig(obs_table="off", **kwargs))
+    on = make_setup(PPOConfig(obs_table="on", **kwargs))
+    off = make_setup(PPOConfig(obs_table="off", **kwargs))
     assert on.obs_table and not off.obs_table
     return on, off
 
 
 def _params(setup, key=0):
     obs = jnp.zeros((1,), jnp.int32)
-    params = ppo.networks.init_params(jax.random.PRNGKey(key), setup.network, obs)
+    params = networks.init_params(jax.random.PRNGKey(key), setup.network, obs)
     # Non-zero biases and a less flat actor head, so every term of the network matters.
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(key + 1), len(leaves))
@@ -30,13 +32,13 @@ def _params(setup, key=0):
 
 
 def test_auto__on_for_small_discrete_obs_off_otherwise():
-    assert ppo.make_setup(PPOConfig()).obs_table  # 16 observations, minibatches of 128
-    assert not ppo.make_setup(PPOConfig(obs_table="off")).obs_table
+    assert make_setup(PPOConfig()).obs_table  # 16 observations, minibatches of 128
+    assert not make_setup(PPOConfig(obs_table="off")).obs_table
     # A minibatch smaller than the 16 observations: per-sample evaluation is cheaper.
     small = PPOConfig(num_envs=2, num_steps=4, num_minibatches=1, total_timesteps=8)
-    assert small.minibatch_size < 16 and not ppo.make_setup(small).obs_table
-    assert ppo.make_setup(small.replace(obs_table="on")).obs_table
-    assert not ppo.make_setup(PPOConfig(env_id="CartPole-v1")).obs_table  # Box observations
+    assert small.minibatch_size < 16 and not make_setup(small).obs_table
+    assert make_setup(small.replace(obs_table="on")).obs_table
+    assert not make_setup(PPOConfig(env_id="CartPole-v1")).obs_table  # Box observations
 
 
 def test_on__box_observations_are_rejected_before_compiling():
@@ -77,7 +79,7 @@ def test_table_loss_and_gradient__same_as_per_sample():
         "advantage": jax.random.normal(ks[4], (B,)),
         "target": jax.random.normal(ks[5], (B,)),
     }
-    hp = jax.tree.map(lambda x: x[0], ppo.make_hparams(on.config))
+    hp = jax.tree.map(lambda x: x[0], make_hparams(on.config))
     grad = jax.grad(ppo.minibatch_loss, has_aux=True)
     g_on, info_on = grad(params, batch, hp, on)
     g_off, info_off = grad(params, batch, hp, off)

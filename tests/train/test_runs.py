@@ -163,7 +163,9 @@ def test_run_dir_programs_have_no_host_callback():
     # The in-program progress of train.ppo.make_train does put one in: the check can fail.
     import jax
 
-    from train.ppo import make_hparams, make_train, rng_config, seed_keys
+    from train.placement import rng_config, seed_keys
+    from train.ppo import make_train
+    from train.types import make_hparams
 
     trainer = make_train(TINY, progress=lambda *a: None)
     with rng_config():
