@@ -51,7 +51,7 @@ run directory (see README "Run directories"):
   --no-tensorboard       do not write TensorBoard event files
   --no-run-dir           write nothing; just train and print the table
 
-evaluate a run:  jaxgrid-train eval RUN_DIR [--episodes 64] [--no-gif]
+evaluate a run:  jaxgrid-train eval RUN_DIR [--episodes N] [--no-gif]
 """
 
 
@@ -147,10 +147,11 @@ def eval_main(argv: list[str]) -> int:
     """``jaxgrid-train eval RUN_DIR``: greedy and stochastic returns per seed, and a GIF."""
     parser = argparse.ArgumentParser(prog="jaxgrid-train eval", description=eval_main.__doc__)
     parser.add_argument("run_dir")
-    parser.add_argument("--episodes", type=int, default=64, help="fresh episodes per seed")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="fresh episodes per seed (default: the run's eval_episodes choice)")
     parser.add_argument("--no-gif", action="store_true", help="do not write the greedy-episode GIF")
     args = parser.parse_args(argv)
-    if args.episodes < 1:
+    if args.episodes is not None and args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
     from train.checkpoint import CheckpointError
     from train.evaluate import evaluate_run, format_eval
@@ -335,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         if bar is not None:
             bar.close()
     print(report.format_table(report.summarize_result(result)))
+    # Final evaluation (issue 14): greedy and stochastic policies, success, fraction of the optimum.
+    from train.evaluate import evaluate_result, format_eval
+
+    print(format_eval(evaluate_result(result, run_dir)))
     if run_dir is not None:
         written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "checkpoints/"]
         written = [w for w in written if (run_dir / w.rstrip("/")).exists()]

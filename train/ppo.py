@@ -46,6 +46,7 @@ from train.rollout import (
     collect_rollout,
     describe_env,
     evaluate_greedy,
+    evaluation_budget,
     reset_envs,
 )
 
@@ -454,15 +455,14 @@ def update_metrics(
 
 
 def evaluate(runner: RunnerState, setup: TrainSetup) -> jax.Array:
-    """Mean greedy return ``()`` over ``num_eval_envs`` fresh episodes.
+    """Mean greedy return ``()`` over ``evaluation_budget``'s fresh episodes (step-capped).
 
     The key is derived from the runner's key with ``fold_in``, so evaluating does not change the
     training stream.
     """
     key = jax.random.fold_in(runner.key, 0x5EED)
-    return evaluate_greedy(
-        key, *setup.rollout_policy(runner.params), setup.spec, setup.config.num_eval_envs
-    )
+    episodes, max_steps = evaluation_budget(setup.config, setup.spec)
+    return evaluate_greedy(key, *setup.rollout_policy(runner.params), setup.spec, episodes, max_steps)
 
 
 # --------------------------------------------------------------------------------------------
