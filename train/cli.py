@@ -28,6 +28,8 @@ extra options (handled before the config flags):
   --seeds SPEC ...       seeds as ints or ranges: 0-15, 0-3,8, 0 1 2
   --env-kwargs K=V ...   env overrides (python literals), e.g. max_steps_in_episode=100
   --quiet                no progress bar
+  --no-preset            with --env-id: PPOConfig's defaults instead of the id's preset
+                         (train/presets.py; any flag overrides a preset field either way)
   --devices N            host CPU devices to shard the seeds over (default: one per core, or
                          JAX_NUM_CPU_DEVICES / XLA_FLAGS if you set them)
   --no-cache             do not use jax's persistent compilation cache
@@ -256,7 +258,15 @@ def main(argv: list[str] | None = None) -> int:
             # flags given with --resume are checked against the run's own config
             default_config = load_run_config(extras.resume).replace(**defaults)
         else:
-            default_config = PPOConfig(**defaults)
+            # Per-env preset (train/presets.py) in place of PPOConfig's defaults; flags override it.
+            from train import presets
+
+            rest, preset_id = presets.cli_preset(rest)
+            if preset_id is not None:
+                print(f"jaxgrid-train: {presets.describe_preset(preset_id)}", file=sys.stderr)
+                default_config = presets.preset_config(preset_id, **defaults)
+            else:
+                default_config = PPOConfig(**defaults)
     except (ValueError, FileNotFoundError) as err:
         print(f"jaxgrid-train: error: {err}", file=sys.stderr)
         return 2

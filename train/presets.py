@@ -1,0 +1,146 @@
+"""Per-env presets: the PPOConfig that ``jaxgrid-train --env-id ID`` uses when no other flag is given.
+
+One table, read like rl-zoo's hyperparameter files: for each registered id the fields that differ
+from ``PPOConfig``'s defaults (hyperparameters, budget, network; the network's kind follows the
+observation: an MLP for ``index``/``onehot``, the CNN for ``grid``), the command that validates the
+preset, and what that command measured (``bench/solve.py`` runs them all, 16 seeds each; the numbers
+and their date are in bench/results/solve.json and the README).
+
+Any flag given on the command line still overrides a preset field: the preset only replaces
+``PPOConfig``'s defaults. ``--no-preset`` keeps the plain defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A tuned config for one env id.
+
+    Attributes:
+        overrides: PPOConfig fields that differ from the defaults (never ``env_id`` or ``seeds``).
+        validate: the command that checks the preset (its targets: issue 14).
+        note: what that command measured last, in words (env steps, wall time, score).
+    """
+
+    overrides: dict[str, Any] = field(default_factory=dict)
+    validate: str = ""
+    note: str = ""
+
+
+def _validate(env_id: str) -> str:
+    return f"python bench/solve.py --env-ids {env_id} --seeds 16"
+
+
+# fmt: off
+PRESETS: dict[str, Preset] = {
+    # The canonical grid: PPOConfig's defaults are its preset.
+    "GridWorld-4x4-v0": Preset(
+        overrides={},
+        validate=_validate("GridWorld-4x4-v0"),
+    ),
+    "EmptyRoom-v0": Preset(
+        overrides=dict(total_timesteps=65_536, num_envs=16, num_steps=64, learning_rate=2.5e-3),
+        validate=_validate("EmptyRoom-v0"),
+    ),
+    "FrozenLake-v1": Preset(
+        overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=128, learning_rate=1e-3,
+                       gamma=0.995),
+        validate=_validate("FrozenLake-v1"),
+    ),
+    "FrozenLake8x8-v1": Preset(
+        overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=1e-3,
+                       gamma=0.995),
+        validate=_validate("FrozenLake8x8-v1"),
+    ),
+    "CliffWalking-v1": Preset(
+        overrides=dict(total_timesteps=65_536, num_envs=16, num_steps=64, learning_rate=2.5e-3,
+                       eval_max_steps=100),
+        validate=_validate("CliffWalking-v1"),
+    ),
+    "CliffWalkingSlippery-v1": Preset(
+        overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=128, learning_rate=1e-3,
+                       eval_max_steps=1000),
+        validate=_validate("CliffWalkingSlippery-v1"),
+    ),
+    "FourRooms-v0": Preset(
+        overrides=dict(total_timesteps=300_000, num_envs=32, num_steps=64, learning_rate=1e-3,
+                       ent_coef=0.02),
+        validate=_validate("FourRooms-v0"),
+    ),
+    "FourRoomsRandom-v0": Preset(
+        overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
+                       eval_episodes=256),
+        validate=_validate("FourRoomsRandom-v0"),
+    ),
+    "Maze-9x9-v0": Preset(
+        overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
+                       eval_episodes=256),
+        validate=_validate("Maze-9x9-v0"),
+    ),
+    "Maze-15x15-v0": Preset(
+        overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=5e-4,
+                       eval_episodes=256),
+        validate=_validate("Maze-15x15-v0"),
+    ),
+}
+# fmt: on
+# Ids without a preset: GridWorld-v0 and Maze-v0 take a layout / size, so no single config fits
+# them; they train with PPOConfig's defaults.
+
+
+def preset_for(env_id: str) -> Preset | None:
+    """The preset of ``env_id``, or None (unknown ids and ids without one)."""
+    return PRESETS.get(env_id)
+
+
+def preset_overrides(env_id: str) -> dict[str, Any]:
+    """The PPOConfig fields the preset of ``env_id`` sets (``{}`` without a preset)."""
+    preset = preset_for(env_id)
+    return dict(preset.overrides) if preset is not None else {}
+
+
+def preset_config(env_id: str, **changes: Any):
+    """``PPOConfig(env_id=env_id, **preset, **changes)``: the preset with ``changes`` on top.
+
+    Raises:
+        ValueError: from ``PPOConfig``'s validation (e.g. an unknown env id).
+    """
+    from train.config import PPOConfig
+
+    return PPOConfig(**{"env_id": env_id, **preset_overrides(env_id), **changes})
+
+
+def describe_preset(env_id: str) -> str:
+    """One line for the CLI: which preset fields are used, and the command that validates them."""
+    preset = preset_for(env_id)
+    if preset is None:
+        return f"no preset for {env_id}: PPOConfig defaults"
+    fields = ", ".join(f"{k}={v!r}" for k, v in preset.overrides.items()) or "PPOConfig defaults"
+    return f"preset for {env_id}: {fields} (validated by: {preset.validate})"
+
+
+def env_id_from_argv(argv: list[str]) -> str | None:
+    """The value of ``--env-id`` / ``--env_id`` in ``argv`` (either ``--env-id X`` or
+    ``--env-id=X``), or None when absent."""
+    for i, token in enumerate(argv):
+        for flag in ("--env-id", "--env_id"):
+            if token == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if token.startswith(flag + "="):
+                return token.split("=", 1)[1]
+    return None
+
+
+def cli_preset(argv: list[str]) -> tuple[list[str], str | None]:
+    """``(argv without --no-preset, env id whose preset applies or None)`` for ``jaxgrid-train``:
+    the preset of ``--env-id``'s value unless ``--no-preset`` is given or the id has none."""
+    no_preset = "--no-preset" in argv or "--no_preset" in argv
+    argv = [a for a in argv if a not in ("--no-preset", "--no_preset")]
+    env_id = env_id_from_argv(argv)
+    if no_preset or env_id is None or preset_for(env_id) is None:
+        return argv, None
+    return argv, env_id
