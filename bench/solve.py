@@ -19,7 +19,7 @@ For each id (``train/presets.py``; the same config ``jaxgrid-train --env-id ID``
 
 Seeds are sharded over one host CPU device per core, as ``jaxgrid-train`` runs them. Procedural
 envs are evaluated on fresh layouts (keys never used in training). The fraction of the optimum of a
-negative optimum (CliffWalking, -13) is ``optimum / score``.
+negative optimum (CliffWalking, -13) is ``optimum / score`` (``train.report.fraction_of_optimum``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
     """Trains ``env_id``'s preset on ``num_seeds`` seeds in ``points`` chunks; returns its row."""
     import jax
 
-    from jaxgrid.optimal import fraction_of_optimum
     from train import distributed, presets, report
     from train.evaluate import evaluate_policies, optimum_of
     from train.ppo import make_train, rng_config
@@ -102,7 +101,7 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
             greedy = np.asarray(evaluate(state))[0, :n]
             eval_s += time.perf_counter() - t0
             curve_steps.append(done * config.batch_size)
-            curve_frac.append(np.asarray(fraction_of_optimum(greedy, optimum.expected_return), np.float64))
+            curve_frac.append(np.asarray(report.fraction_of_optimum(greedy, optimum.expected_return), np.float64))
             wall_at.append(train_s)
 
     t0 = time.perf_counter()
@@ -140,7 +139,7 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
     }
     for kind in ("greedy", "stochastic"):
         ret = final[f"{kind}_return"][0]
-        frac = np.asarray(fraction_of_optimum(ret, optimum.expected_return), np.float64)
+        frac = np.asarray(report.fraction_of_optimum(ret, optimum.expected_return), np.float64)
         out[kind] = {
             "return": ret.tolist(),
             "success": final[f"{kind}_success"][0].tolist(),

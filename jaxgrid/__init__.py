@@ -12,7 +12,7 @@ id with Gymnasium as ``jaxgrid/<id>`` (``gymnasium.make`` / ``gymnasium.make_vec
 from jaxgrid import gym_adapter
 from jaxgrid.env import GridWorld
 from jaxgrid.layouts import Layout
-from jaxgrid.optimal import OptimalReturn, fraction_of_optimum, is_deterministic, optimal_return
+from jaxgrid.optimal import OptimalReturn, is_deterministic, optimal_return
 from jaxgrid.registry import make, parse_overrides, register, registered_ids
 from jaxgrid.types import GridParams, GridState, SlipperyGridParams
 
@@ -23,7 +23,6 @@ __all__ = [
     "Layout",
     "OptimalReturn",
     "SlipperyGridParams",
-    "fraction_of_optimum",
     "is_deterministic",
     "make",
     "optimal_return",

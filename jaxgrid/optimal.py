@@ -309,18 +309,3 @@ def optimal_return(
     elif state is not None and jnp.ndim(state.pos) == 0:
         state = jax.tree.map(lambda x: jnp.asarray(x)[None], state)
     return solve(tabulate(env, params, state))
-
-
-def fraction_of_optimum(score: float | np.ndarray, optimum: float) -> float | np.ndarray:
-    """``score / optimum`` for a positive optimum; for a negative one (CliffWalking's -13),
-    ``optimum / score`` for negative scores (1 at the optimum, smaller the more is lost) and 0
-    for scores ``>= 0`` that cannot occur. NaN for an optimum of 0 (no scale to compare with)."""
-    score = np.asarray(score, np.float64)
-    if optimum > 0:
-        out = score / optimum
-    elif optimum < 0:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(score < 0, optimum / np.where(score < 0, score, -1.0), 0.0)
-    else:
-        out = np.full(score.shape, np.nan)
-    return float(out) if out.ndim == 0 else out

@@ -97,8 +97,6 @@ def evaluation_report(
 ) -> dict[str, Any]:
     """JSON-ready per-config report of ``evaluate_policies``' values: per-seed return, success and
     fraction of the optimum, each summarised (mean, std, median, IQM with its 95% CI)."""
-    from jaxgrid.optimal import fraction_of_optimum
-
     labels = [", ".join(f"{k}={v:g}" for k, v in p.items()) or config.env_id for p in config.grid_points()]
     out: dict[str, Any] = {
         "env_id": config.env_id,
@@ -125,7 +123,7 @@ def evaluation_report(
             if not np.isnan(success).any():
                 entry[f"{kind}_success_summary"] = _summary(success, config.seeds, f"{label} {kind} success")
             if optimum is not None:
-                frac = np.asarray(fraction_of_optimum(ret, optimum.expected_return), np.float64)
+                frac = np.asarray(report.fraction_of_optimum(ret, optimum.expected_return), np.float64)
                 if np.isfinite(frac).all():
                     entry[f"{kind}_fraction_of_optimum"] = [float(v) for v in frac]
                     entry[f"{kind}_fraction_summary"] = _summary(frac, config.seeds, f"{label} {kind} fraction")

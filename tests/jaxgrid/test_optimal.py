@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jaxgrid
-from jaxgrid.optimal import fraction_of_optimum, tabulate
+from jaxgrid.optimal import tabulate
 from jaxgrid.types import GOAL, WALL
 
 pytestmark = pytest.mark.timeout(300)
@@ -197,10 +197,3 @@ def test_is_deterministic():
     assert not jaxgrid.is_deterministic(*jaxgrid.make("FrozenLake-v1"))
     assert jaxgrid.is_deterministic(*jaxgrid.make("FrozenLake-v1", is_slippery=False))
     assert not jaxgrid.is_deterministic(*jaxgrid.make("Maze-9x9-v0"))
-
-
-def test_fraction_of_optimum():
-    assert fraction_of_optimum(0.4, 0.8) == pytest.approx(0.5)
-    assert fraction_of_optimum(-13.0, -13.0) == 1.0
-    assert fraction_of_optimum(-26.0, -13.0) == pytest.approx(0.5)
-    np.testing.assert_allclose(fraction_of_optimum(np.array([-13.0, -130.0]), -13.0), [1.0, 0.1])
