@@ -75,20 +75,19 @@ def evaluate_policies(
     episodes = budget_episodes if episodes is None else int(episodes)
     spec = setup.spec
 
-    def one(p, key, greedy):
+    def one(p, key):
         policy_params, apply = setup.rollout_policy(p)
-        out = run_eval_episodes(key, policy_params, apply, spec, episodes, max_steps, greedy, _log_std(p, setup))
-        return out.returns.mean(), out.success.mean()
+        key_greedy, key_stochastic = jax.random.split(key)
+        runs = {}
+        for kind, greedy, k in (("greedy", True, key_greedy), ("stochastic", False, key_stochastic)):
+            ep = run_eval_episodes(k, policy_params, apply, spec, episodes, max_steps, greedy, _log_std(p, setup))
+            runs[f"{kind}_return"], runs[f"{kind}_success"] = ep.returns.mean(), ep.success.mean()
+        return runs
 
-    per_run = jax.jit(
-        jax.vmap(jax.vmap(one, in_axes=(0, 0, None)), in_axes=(0, None, None)), static_argnums=2
-    )
+    # NOTE: one program for both policies (one compile: it runs after every jaxgrid-train).
+    per_run = jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(0, None)))
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(seed), s))(jnp.asarray(config.seeds))
-    out = {}
-    for kind, greedy in (("greedy", True), ("stochastic", False)):
-        ret, success = per_run(params, keys, greedy)
-        out[f"{kind}_return"] = np.asarray(ret, np.float64)
-        out[f"{kind}_success"] = np.asarray(success, np.float64)
+    out = {k: np.asarray(v, np.float64) for k, v in per_run(params, keys).items()}
     return out
 
 
