@@ -25,6 +25,7 @@ negative optimum (CliffWalking, -13) is ``optimum / score`` (``train.report.frac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -115,6 +116,8 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
     reached = next((i for i, v in enumerate(iqm) if v >= TARGET), None)
     out: dict[str, Any] = {
         "env_id": env_id,
+        "measured": {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     "loadavg_1_5_15min": list(os.getloadavg()), "num_devices": num_devices},
         "preset": overrides,
         "config": {k: getattr(config, k) for k in ("total_timesteps", "num_envs", "num_steps", "learning_rate",
                                                     "gamma", "ent_coef", "hidden_sizes")},
@@ -225,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 seeds, 1/8 budgets, 4 points, 4 ids")
     parser.add_argument("--devices", type=int, default=None, help="host devices (default: one per core)")
     parser.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "solve.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of --out for ids not run now (replace those run)")
     args = parser.parse_args(argv)
 
     import jax
@@ -254,6 +259,13 @@ def main(argv: list[str] | None = None) -> int:
               f"compile {row['compile_s']:.0f} s, train {row['train_s']:.0f} s; targets {row['targets']}",
               flush=True)
         rows.append(row)
+    if args.merge and args.out.exists():
+        import json
+
+        kept = [r for r in json.loads(args.out.read_text())["rows"] if r["env_id"] not in ids]
+        rows = kept + rows
+        order = list(presets.PRESETS)
+        rows.sort(key=lambda r: order.index(r["env_id"]) if r["env_id"] in order else len(order))
     table = format_table(rows)
     print(table)
     payload = {"machine": info, "num_devices": num_devices, "seeds": seeds, "budget_scale": scale,
