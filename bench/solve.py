@@ -52,7 +52,7 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
 
     from train import distributed, presets, report
     from train.evaluate import evaluate_policies, optimum_of
-    from train.ppo import make_train, rng_config
+    from train.ppo import make_setup, make_train, rng_config
     from train.rollout import evaluation_budget
     from train.trainer import place_inputs
 
@@ -61,6 +61,10 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
     if budget_scale != 1.0:
         steps = max(config.batch_size, int(config.total_timesteps * budget_scale))
         config = config.replace(total_timesteps=steps)
+    # The learning curve's greedy evaluations use the final evaluation's episode count (1068 on a
+    # stochastic env), not the in-program default of 16.
+    setup_episodes = evaluation_budget(config, make_setup(config).spec)[0]
+    config = config.replace(num_eval_envs=setup_episodes)
     num_updates = config.num_updates
     points = max(1, min(points, num_updates))
     bounds = np.linspace(0, num_updates, points + 1).round().astype(int)

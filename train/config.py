@@ -92,10 +92,11 @@ class PPOConfig:
     activation: Literal["tanh", "relu"] = "tanh"
     """Hidden-layer activation."""
     num_eval_envs: int = 16
-    """Greedy evaluation episodes per seed after training (one per eval env) on a deterministic
-    env; the floor of ``eval_episodes``' automatic choice on the others."""
+    """Greedy episodes per seed of the in-program evaluation (``TrainResult.eval_returns``, and
+    ``run_until``'s check after every update); the floor of ``eval_episodes``' automatic choice."""
     eval_episodes: int | None = None
-    """Evaluation episodes per seed after training (greedy, and stochastic in the final report).
+    """Episodes per seed of the final evaluation (``train.evaluate``: greedy and stochastic policy,
+    success rate, fraction of the optimum; what ``jaxgrid-train`` reports after training).
     ``None``: ``num_eval_envs`` on a deterministic env (``jaxgrid.is_deterministic``: a greedy
     policy replays one episode), else ``max(num_eval_envs, 1068)``, enough that the 95% CI of a
     seed's success rate is within ±0.03 (``1.96 * sqrt(0.25 / 1068) <= 0.03``)."""

@@ -455,14 +455,17 @@ def update_metrics(
 
 
 def evaluate(runner: RunnerState, setup: TrainSetup) -> jax.Array:
-    """Mean greedy return ``()`` over ``evaluation_budget``'s fresh episodes (step-capped).
+    """Mean greedy return ``()`` over ``num_eval_envs`` fresh episodes, each capped at
+    ``evaluation_budget``'s step cap (``PPOConfig.eval_max_steps``).
 
     The key is derived from the runner's key with ``fold_in``, so evaluating does not change the
     training stream.
     """
     key = jax.random.fold_in(runner.key, 0x5EED)
-    episodes, max_steps = evaluation_budget(setup.config, setup.spec)
-    return evaluate_greedy(key, *setup.rollout_policy(runner.params), setup.spec, episodes, max_steps)
+    _, max_steps = evaluation_budget(setup.config, setup.spec)
+    return evaluate_greedy(
+        key, *setup.rollout_policy(runner.params), setup.spec, setup.config.num_eval_envs, max_steps
+    )
 
 
 # --------------------------------------------------------------------------------------------
