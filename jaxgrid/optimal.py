@@ -31,6 +31,7 @@ Sources: Bellman (1957) finite-horizon dynamic programming; Sutton & Barto (2018
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -138,6 +139,7 @@ def _outcome_actions(env: GridWorld, params: Any) -> tuple[np.ndarray, np.ndarra
     return turned, np.array([1.0 - slip, slip / 2, slip / 2])
 
 
+@functools.lru_cache(maxsize=16)
 def _tabulate_fn(env: GridWorld):
     """A jitted ``(states [B], params, actions [A, K]) -> (next [B, n, A, K], reward, terminated,
     goal)``: every cell and outcome action of every state's layout stepped once by ``step_env``."""

@@ -197,3 +197,14 @@ def test_is_deterministic():
     assert not jaxgrid.is_deterministic(*jaxgrid.make("FrozenLake-v1"))
     assert jaxgrid.is_deterministic(*jaxgrid.make("FrozenLake-v1", is_slippery=False))
     assert not jaxgrid.is_deterministic(*jaxgrid.make("Maze-9x9-v0"))
+
+
+@pytest.mark.parametrize(
+    "env_id, want_return, want_success",
+    [("CliffWalkingSlippery-v1", -64.71, 1.0), ("FourRooms-v0", 1.0, 1.0)],
+)
+def test_optimal__docs_table_values(env_id, want_return, want_success):
+    """The docs/envs.md optimum table's values not checked above (to its printed precision)."""
+    opt = jaxgrid.optimal_return(*jaxgrid.make(env_id))
+    assert opt.expected_return == pytest.approx(want_return, abs=0.005)
+    assert opt.success_prob == pytest.approx(want_success, abs=1e-6)
