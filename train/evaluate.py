@@ -77,14 +77,15 @@ def evaluate_policies(
 
     def one(p, key):
         policy_params, apply = setup.rollout_policy(p)
-        key_greedy, key_stochastic = jax.random.split(key)
-        runs = {}
-        for kind, greedy, k in (("greedy", True, key_greedy), ("stochastic", False, key_stochastic)):
-            ep = run_eval_episodes(k, policy_params, apply, spec, episodes, max_steps, greedy, _log_std(p, setup))
-            runs[f"{kind}_return"], runs[f"{kind}_success"] = ep.returns.mean(), ep.success.mean()
-        return runs
+        # NOTE: both policies in one batch of 2 x episodes envs, one loop: half the compile time
+        # of two loops (this runs after every jaxgrid-train).
+        greedy = jnp.arange(2 * episodes) < episodes
+        ep = run_eval_episodes(key, policy_params, apply, spec, 2 * episodes, max_steps, greedy, _log_std(p, setup))
+        halves = lambda x: (x[:episodes].mean(), x[episodes:].mean())  # noqa: E731
+        (g_ret, s_ret), (g_succ, s_succ) = halves(ep.returns), halves(ep.success)
+        return {"greedy_return": g_ret, "greedy_success": g_succ,
+                "stochastic_return": s_ret, "stochastic_success": s_succ}
 
-    # NOTE: one program for both policies (one compile: it runs after every jaxgrid-train).
     per_run = jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(0, None)))
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(seed), s))(jnp.asarray(config.seeds))
     out = {k: np.asarray(v, np.float64) for k, v in per_run(params, keys).items()}

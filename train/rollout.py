@@ -250,11 +250,11 @@ def run_eval_episodes(
     spec: EnvSpec,
     num_envs: int,
     max_steps: int | None = None,
-    greedy: bool = True,
+    greedy: bool | jax.Array = True,
     log_std: jax.Array | None = None,
 ) -> EvalEpisodes:
     """Runs the policy (``greedy``: argmax / mean action; else sampled, with ``log_std`` for Box
-    actions) in ``num_envs`` fresh envs until each one's first episode ends, or ``max_steps``
+    actions; a ``[num_envs]`` bool array chooses per env) in ``num_envs`` fresh envs until each one's first episode ends, or ``max_steps``
     steps (default ``eval_max_steps(spec)``), whichever comes first.
 
     Success (jaxgrid envs): the episode terminated on a step paying ``goal_reward`` (entering a
@@ -269,10 +269,16 @@ def run_eval_episodes(
         t, carry, returns, success, lengths, finished = state
         key_env, key_act = jax.random.split(jax.random.fold_in(key_run, t))
         policy_out, _ = apply_fn(params, carry.obs)
-        if greedy:
-            action = networks.greedy_action(policy_out, spec.discrete_actions)
-        else:
-            action = networks.sample_action(key_act, policy_out, log_std, spec.discrete_actions)
+        if isinstance(greedy, bool):
+            if greedy:
+                action = networks.greedy_action(policy_out, spec.discrete_actions)
+            else:
+                action = networks.sample_action(key_act, policy_out, log_std, spec.discrete_actions)
+        else:  # a per-env mask: both policies in one loop (one compiled body)
+            best = networks.greedy_action(policy_out, spec.discrete_actions)
+            sampled = networks.sample_action(key_act, policy_out, log_std, spec.discrete_actions)
+            mask = greedy.reshape(greedy.shape + (1,) * (best.ndim - 1))
+            action = jnp.where(mask, best, sampled)
         obs, env_state, reward, terminated, done, _ = _step_envs(
             jax.random.split(key_env, num_envs), spec, carry, action
         )
