@@ -46,8 +46,9 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=65_536, num_envs=16, num_steps=64, learning_rate=2.5e-3),
         validate=_validate("EmptyRoom-v0"),
     ),
+    # 500k steps: IQM 0.98 of the optimum but one seed of 16 at 0.82; 1M as on the 8x8 lake.
     "FrozenLake-v1": Preset(
-        overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=128, learning_rate=1e-3,
+        overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=1e-3,
                        gamma=0.995),
         validate=_validate("FrozenLake-v1"),
     ),
