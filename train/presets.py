@@ -41,10 +41,12 @@ PRESETS: dict[str, Preset] = {
     "GridWorld-4x4-v0": Preset(
         overrides={},
         validate=_validate("GridWorld-4x4-v0"),
+        note="16 seeds: every seed optimal (0.8); IQM reaches 95% at 1,536 steps per seed",
     ),
     "EmptyRoom-v0": Preset(
         overrides=dict(total_timesteps=65_536, num_envs=16, num_steps=64, learning_rate=2.5e-3),
         validate=_validate("EmptyRoom-v0"),
+        note="16 seeds: every seed optimal (0.87); IQM reaches 95% at 6,144 steps per seed",
     ),
     # 500k steps: IQM 0.98 of the optimum but one seed of 16 at 0.82; 1M as on the 8x8 lake.
     "FrozenLake-v1": Preset(
@@ -56,6 +58,7 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=1e-3,
                        gamma=0.995),
         validate=_validate("FrozenLake8x8-v1"),
+        note="16 seeds: IQM 0.966 of the optimum (success 0.880 of 0.913), every seed >= 0.917",
     ),
     # No time limit in training either (as Gymnasium): every episode ends at the goal eventually,
     # which is the only signal there is; 64 envs for many such walks. With a 100-step limit, or
@@ -69,6 +72,7 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=128, learning_rate=1e-3,
                        eval_max_steps=1000),
         validate=_validate("CliffWalkingSlippery-v1"),
+        note="NOT MET: 8 seeds, 500k steps: IQM 0.41 of the optimum (-64.7); 2 seeds never reach the goal",
     ),
     # Sparse reward (0 until the goal): with advantages normalised per minibatch, the pure noise
     # of the value errors before the first goal is blown up to unit scale and the policy collapses
@@ -78,21 +82,25 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=300_000, num_envs=32, num_steps=64, learning_rate=1e-3,
                        normalize_advantage=False),
         validate=_validate("FourRooms-v0"),
+        note="16 seeds: every seed optimal (1.0); IQM reaches 95% at 59,392 steps per seed",
     ),
     "FourRoomsRandom-v0": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
                        eval_episodes=256),
         validate=_validate("FourRoomsRandom-v0"),
+        note="NOT VALIDATED: grid observations train through the CNN at ~22 env steps/s on this CPU",
     ),
     "Maze-9x9-v0": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
                        eval_episodes=256),
         validate=_validate("Maze-9x9-v0"),
+        note="NOT VALIDATED: grid observations train through the CNN at ~22 env steps/s on this CPU",
     ),
     "Maze-15x15-v0": Preset(
         overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=5e-4,
                        eval_episodes=256),
         validate=_validate("Maze-15x15-v0"),
+        note="NOT VALIDATED: grid observations train through the CNN at ~22 env steps/s on this CPU",
     ),
 }
 # fmt: on
