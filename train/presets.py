@@ -53,6 +53,7 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=1e-3,
                        gamma=0.995),
         validate=_validate("FrozenLake-v1"),
+        note="16 seeds: IQM 0.988 of the optimum (success 0.733 of 0.744), every seed >= 0.941",
     ),
     "FrozenLake8x8-v1": Preset(
         overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=1e-3,
@@ -67,6 +68,7 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=524_288, num_envs=64, num_steps=64, learning_rate=3e-3,
                        eval_max_steps=100),
         validate=_validate("CliffWalking-v1"),
+        note="NOT MET: 16 seeds: 10 reach the goal (0.87-1.0 of -13), 6 loop; IQM 0.73",
     ),
     "CliffWalkingSlippery-v1": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=128, learning_rate=1e-3,

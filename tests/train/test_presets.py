@@ -59,7 +59,7 @@ def test_cli__cliff_walking_with_its_preset_finishes_and_stores_it(tmp_path):
     preset is printed and stored in config.json, and a flag overrides one of its fields."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     cmd = [sys.executable, "-m", "train.cli", "--env-id", "CliffWalking-v1", "--seeds", "0",
-           "--total-timesteps", "2048", "--out", str(tmp_path), "--name", "cliff", "--quiet",
+           "--total-timesteps", "4096", "--out", str(tmp_path), "--name", "cliff", "--quiet",
            "--devices", "1", "--no-cache", "--no-tensorboard"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=500, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -70,7 +70,7 @@ def test_cli__cliff_walking_with_its_preset_finishes_and_stores_it(tmp_path):
     config = json.loads((tmp_path / "cliff" / "config.json").read_text())
     config = config.get("config", config)
     assert config["eval_max_steps"] == preset["eval_max_steps"] and config["num_steps"] == preset["num_steps"]
-    assert config["total_timesteps"] == 2048  # the flag, not the preset
+    assert config["total_timesteps"] == 4096  # the flag (one update), not the preset
     results = json.loads((tmp_path / "cliff" / "results.json").read_text())
     greedy = results["evaluation"]["configs"][0]
     assert len(greedy["greedy"]) == 1 and -preset["eval_max_steps"] * 100 <= greedy["greedy"][0] <= -13
