@@ -75,7 +75,8 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=1_048_576, num_envs=64, num_steps=64, learning_rate=3e-3,
                        ent_coef=0.03, eval_max_steps=1000),
         validate=_validate("CliffWalkingSlippery-v1"),
-        note="NOT MET: 8 seeds, 500k steps: IQM 0.41 of the optimum (-64.7); 2 seeds never reach the goal",
+        note="16 seeds: IQM 1.00 of the optimum (-64.7), every seed >= 0.971 (the old 32-env, lr 1e-3 "
+             "config: IQM 0.41 on 8 seeds)",
     ),
     # Sparse reward (0 until the goal): with advantages normalised per minibatch, the pure noise
     # of the value errors before the first goal is blown up to unit scale and the policy collapses
