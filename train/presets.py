@@ -88,6 +88,8 @@ PRESETS: dict[str, Preset] = {
         validate=_validate("FourRooms-v0"),
         note="16 seeds: every seed optimal (1.0); IQM reaches 95% at 59,392 steps per seed",
     ),
+    # Procedural ids: 256 evaluation episodes per seed (each a 1068-episode evaluation of a CNN policy
+    # is costly on a CPU); at a success rate >= 0.95 its 95% CI is still within ±0.027.
     "FourRoomsRandom-v0": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
                        eval_episodes=256),
