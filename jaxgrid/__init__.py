@@ -12,6 +12,7 @@ jaxgrid also registers every id with Gymnasium as ``jaxgrid/<id>`` (``gymnasium.
 from jaxgrid import gym_adapter
 from jaxgrid.env import GridWorld, validate_params
 from jaxgrid.layouts import Layout
+from jaxgrid.optimal import OptimalReturn, is_deterministic, optimal_return
 from jaxgrid.registry import check_make, make, parse_overrides, register, registered_ids
 from jaxgrid.replay import Episode, episode_frames, replay_episode
 from jaxgrid.types import GridParams, GridState, SlipperyGridParams
@@ -22,10 +23,13 @@ __all__ = [
     "GridState",
     "GridWorld",
     "Layout",
+    "OptimalReturn",
     "SlipperyGridParams",
     "check_make",
     "episode_frames",
+    "is_deterministic",
     "make",
+    "optimal_return",
     "parse_overrides",
     "register",
     "registered_ids",

@@ -29,6 +29,8 @@ extra options (handled before the config flags):
   --env-kwargs K=V ...   env overrides (python literals), e.g. max_steps_in_episode=100 (adds up
                          like --seeds)
   --quiet                no progress bar
+  --no-preset            with --env-id: PPOConfig's defaults instead of the id's preset
+                         (train/presets.py; any flag overrides a preset field either way)
   --devices N            host CPU devices to shard the seeds over (default: one per core, or
                          JAX_NUM_CPU_DEVICES / XLA_FLAGS if you set them)
   --no-cache             do not use jax's persistent compilation cache
@@ -57,7 +59,7 @@ run directory (see README "Run directories"):
                          logs without network), with --wandb-project P and --wandb-group G
   --no-run-dir           write nothing; just train and print the table
 
-evaluate a run:  jaxgrid-train eval RUN_DIR [--episodes 64] [--no-gif]
+evaluate a run:  jaxgrid-train eval RUN_DIR [--episodes N] [--no-gif]
 """
 
 
@@ -214,10 +216,11 @@ def eval_main(argv: list[str]) -> int:
     """``jaxgrid-train eval RUN_DIR``: greedy and stochastic returns per seed, and a GIF."""
     parser = argparse.ArgumentParser(prog="jaxgrid-train eval", description=eval_main.__doc__)
     parser.add_argument("run_dir")
-    parser.add_argument("--episodes", type=int, default=64, help="fresh episodes per seed")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="fresh episodes per seed (default: the run's eval_episodes choice)")
     parser.add_argument("--no-gif", action="store_true", help="do not write the greedy-episode GIF")
     args = parser.parse_args(argv)
-    if args.episodes < 1:
+    if args.episodes is not None and args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
     from train.checkpoint import CheckpointError
     from train.evaluate import evaluate_run, format_eval
@@ -339,7 +342,15 @@ def _parse_config(extras: argparse.Namespace, rest: list[str]):
             # flags given with --resume are checked against the run's own config
             default_config = load_run_config(extras.resume).replace(**defaults)
         else:
-            default_config = PPOConfig(**defaults)
+            # Per-env preset (train/presets.py) in place of PPOConfig's defaults; flags override it.
+            from train import presets
+
+            rest, preset_id = presets.cli_preset(rest)
+            if preset_id is not None:
+                print(f"jaxgrid-train: {presets.describe_preset(preset_id)}", file=sys.stderr)
+                default_config = presets.preset_config(preset_id, **defaults)
+            else:
+                default_config = PPOConfig(**defaults)
     except (ValueError, FileNotFoundError) as err:
         return _error(err)
     try:
@@ -410,7 +421,14 @@ def _run(config, extras: argparse.Namespace, n_dev: int, many_hosts: bool) -> in
         if bar is not None:
             bar.close()
     print(report.format_table(report.summarize_result(result)), flush=True)
-    run_loggers.close()  # the plot, TensorBoard and W&B finish after the table is shown
+    # Final evaluation (issue 14): greedy and stochastic policies, success, fraction of the optimum.
+    from train.evaluate import evaluate_result, format_eval
+
+    evaluation = evaluate_result(result, run_dir)
+    print(format_eval(evaluation), flush=True)
+    for line in evaluation.get("not_written", []):
+        print(f"jaxgrid-train: warning: {line}", file=sys.stderr)
+    run_loggers.close()  # the plot, TensorBoard and W&B finish after the tables are shown
     if run_dir is not None:
         written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "wandb/", "checkpoints/"]
         written = [w for w in written if (run_dir / w.rstrip("/")).exists()]

@@ -114,7 +114,18 @@ class PPOConfig:
     activation: Literal["tanh", "relu"] = "tanh"
     """Hidden-layer activation."""
     num_eval_envs: int = 16
-    """Greedy evaluation episodes per seed after training (one per eval env)."""
+    """Greedy episodes per seed of the in-program evaluation (``TrainResult.eval_returns``, and
+    ``run_until``'s check after every update); the floor of ``eval_episodes``' automatic choice."""
+    eval_episodes: int | None = None
+    """Episodes per seed of the final evaluation (``train.evaluate``: greedy and stochastic policy,
+    success rate, fraction of the optimum; what ``jaxgrid-train`` reports after training).
+    ``None``: ``num_eval_envs`` on a deterministic env (``jaxgrid.is_deterministic``: a greedy
+    policy replays one episode), else ``max(num_eval_envs, 1068)``, enough that the 95% CI of a
+    seed's success rate is within ±0.03 (``1.96 * sqrt(0.25 / 1068) <= 0.03``)."""
+    eval_max_steps: int | None = None
+    """Step cap of an evaluation episode. ``None``: the env's own time limit, or 1000 steps when it
+    has none (longer than 100,000 steps: CliffWalking's ``2**31 - 1``). An episode the cap cuts
+    counts with its return so far and as not successful."""
     sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Grid of traced hyperparameters trained in one program, e.g.
     ``{"learning_rate": (1e-3, 3e-4), "ent_coef": (0.0, 0.01)}``; keys from ``SWEEPABLE``."""
@@ -153,6 +164,10 @@ class PPOConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 _fail(name, value, "must be a positive int")
+        for name in ("eval_episodes", "eval_max_steps"):  # None: chosen per env (see the field docs)
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                _fail(name, value, "must be a positive int or None (chosen per env)")
         if not self.seeds:
             _fail("seeds", self.seeds, "must hold at least one seed")
         if len(set(self.seeds)) != len(self.seeds):

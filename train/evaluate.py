@@ -1,11 +1,17 @@
-"""Evaluating a finished (or interrupted) run from its checkpoint: greedy and stochastic returns
-per seed over fresh episodes, and a GIF of one greedy episode per config.
+"""Evaluating trained policies: greedy and stochastic return, success rate and fraction of the
+env's exact optimum (``jaxgrid.optimal_return``) per seed over fresh episodes, after training
+(``evaluate_result``) or from a run's checkpoint (``evaluate_run``), and a GIF of one greedy episode.
 
-    jaxgrid-train eval runs/<name> [--episodes 64] [--no-gif]
+    jaxgrid-train eval runs/<name> [--episodes N] [--no-gif]
+
+Episodes per seed and their step cap come from ``PPOConfig.eval_episodes`` / ``eval_max_steps``
+(``train.rollout.evaluation_budget``): on a stochastic env enough episodes that a seed's success
+rate is known within ±0.03 (95%), and a bounded horizon on envs without a time limit.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,37 +23,10 @@ from train import networks, report
 from train.checkpoint import atomic_write_json, find_checkpoint, restore_checkpoint
 from train.placement import rng_config, seed_keys
 from train.ppo import make_train
-from train.setup import TrainSetup, log_std_of
-from train.types import METRIC_NAMES
-from train.rollout import _step_envs, reset_envs
+from train.rollout import EnvSpec, evaluation_budget, run_eval_episodes
 from train.runs import CHECKPOINT_DIR, load_run_config
-
-
-def episode_returns(
-    key: jax.Array, params: Any, setup: TrainSetup, num_envs: int, greedy: bool
-) -> jax.Array:
-    """Returns ``[num_envs]`` of the first episode of ``num_envs`` fresh envs under the policy
-    (argmax / mean action if ``greedy``, else sampled)."""
-    spec = setup.spec
-    key_reset, key_run = jax.random.split(key)
-    carry = reset_envs(jax.random.split(key_reset, num_envs), spec)
-
-    def step(state, key_step):
-        carry, returns, finished = state
-        key_env, key_act = jax.random.split(key_step)
-        policy_out, _ = setup.apply(params, carry.obs)
-        if greedy:
-            action = networks.greedy_action(policy_out, spec.discrete_actions)
-        else:
-            action = networks.sample_action(key_act, policy_out, log_std_of(params, setup), spec.discrete_actions)
-        obs, env_state, reward, _, done, _ = _step_envs(jax.random.split(key_env, num_envs), spec, carry, action)
-        returns = returns + jnp.where(finished, 0.0, reward)
-        carry = carry.replace(env_state=env_state, obs=obs)
-        return (carry, returns, finished | done), None
-
-    init = (carry, jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), bool))
-    (_, returns, _), _ = jax.lax.scan(step, init, jax.random.split(key_run, spec.max_episode_steps))
-    return returns
+from train.setup import TrainSetup, log_std_of, make_setup
+from train.types import METRIC_NAMES
 
 
 def load_run_state(run_dir: str | Path):
@@ -69,46 +48,149 @@ def load_run_state(run_dir: str | Path):
     return config, done, trainer.setup, tree["runner"]
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 64, gif: bool = True, seed: int = 1234) -> dict[str, Any]:
-    """Greedy and stochastic returns per seed (and config) over ``episodes`` fresh episodes;
-    writes ``eval.json`` and, for jaxgrid envs, ``greedy_episode_<config>.gif`` in the run dir.
+def optimum_of(spec: EnvSpec, max_steps: int | None = None, num_layouts: int = 1000) -> Any:
+    """``jaxgrid.optimal_return`` of the evaluated env with its horizon cut to ``max_steps`` (the
+    evaluation's step cap), or None for an env jaxgrid cannot solve (gymnax envs)."""
+    try:
+        import jaxgrid
+    except ImportError:
+        return None
+    params = spec.env_params
+    if not hasattr(params, "max_steps_in_episode") or not hasattr(jaxgrid, "optimal_return"):
+        return None
+    if max_steps is not None and max_steps < int(params.max_steps_in_episode):
+        params = params.replace(max_steps_in_episode=jnp.int32(max_steps))
+    try:
+        return jaxgrid.optimal_return(spec.env, params, num_layouts=num_layouts)
+    except ValueError:  # not a jaxgrid grid env
+        return None
+
+
+def evaluate_policies(
+    config: Any, setup: TrainSetup, params: Any, episodes: int | None = None, seed: int = 1234
+) -> dict[str, np.ndarray]:
+    """Greedy and stochastic evaluation of every run (``params`` leaves ``[G, S, ...]``).
+
+    Returns ``{"greedy_return", "greedy_success", "stochastic_return", "stochastic_success"}``,
+    each ``[G, S]`` float64: per-seed means over ``episodes`` fresh episodes (default
+    ``evaluation_budget``), each capped at ``config.eval_max_steps``. Success is NaN for envs
+    without a goal. Seed k's episodes draw from ``fold_in(PRNGKey(seed), k)``.
+    """
+    budget_episodes, max_steps = evaluation_budget(config, setup.spec)
+    episodes = budget_episodes if episodes is None else int(episodes)
+    spec = setup.spec
+
+    def one(p, key):
+        policy_params, apply = setup.rollout_policy(p)
+        # NOTE: both policies in one batch of 2 x episodes envs, one loop: half the compile time
+        # of two loops (this runs after every jaxgrid-train).
+        greedy = jnp.arange(2 * episodes) < episodes
+        ep = run_eval_episodes(key, policy_params, apply, spec, 2 * episodes, max_steps, greedy, log_std_of(p, setup))
+        halves = lambda x: (x[:episodes].mean(), x[episodes:].mean())  # noqa: E731
+        (g_ret, s_ret), (g_succ, s_succ) = halves(ep.returns), halves(ep.success)
+        return {"greedy_return": g_ret, "greedy_success": g_succ,
+                "stochastic_return": s_ret, "stochastic_success": s_succ}
+
+    per_run = jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(0, None)))
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(seed), s))(jnp.asarray(config.seeds))
+    out = {k: np.asarray(v, np.float64) for k, v in per_run(params, keys).items()}
+    return out
+
+
+def evaluation_report(
+    config: Any, values: dict[str, np.ndarray], optimum: Any, episodes: int, max_steps: int
+) -> dict[str, Any]:
+    """JSON-ready per-config report of ``evaluate_policies``' values: per-seed return, success and
+    fraction of the optimum, each summarised (mean, std, median, IQM with its 95% CI)."""
+    labels = [", ".join(f"{k}={v:g}" for k, v in p.items()) or config.env_id for p in config.grid_points()]
+    out: dict[str, Any] = {
+        "env_id": config.env_id,
+        "episodes": episodes,
+        "eval_max_steps": max_steps,
+        "optimum": None,
+        "configs": [],
+    }
+    if optimum is not None:
+        out["optimum"] = {
+            "expected_return": optimum.expected_return,
+            "success_prob": optimum.success_prob,
+            "horizon": min(optimum.horizon, max_steps),
+            "layouts": len(optimum.returns),
+            "stderr": optimum.stderr,
+        }
+    for g, label in enumerate(labels):
+        entry: dict[str, Any] = {"label": label, "seeds": list(config.seeds)}
+        for kind in ("greedy", "stochastic"):
+            ret, success = values[f"{kind}_return"][g], values[f"{kind}_success"][g]
+            entry[kind] = [float(v) for v in ret]
+            entry[f"{kind}_summary"] = _summary(ret, config.seeds, f"{label} {kind}")
+            entry[f"{kind}_success"] = [float(v) for v in success]
+            if not np.isnan(success).any():
+                entry[f"{kind}_success_summary"] = _summary(success, config.seeds, f"{label} {kind} success")
+            if optimum is not None:
+                frac = np.asarray(report.fraction_of_optimum(ret, optimum.expected_return), np.float64)
+                if np.isfinite(frac).all():
+                    entry[f"{kind}_fraction_of_optimum"] = [float(v) for v in frac]
+                    entry[f"{kind}_fraction_summary"] = _summary(frac, config.seeds, f"{label} {kind} fraction")
+        out["configs"].append(entry)
+    return out
+
+
+def evaluate_result(result: Any, run_dir: str | Path | None = None, seed: int = 1234) -> dict[str, Any]:
+    """The final evaluation of a ``TrainResult``: greedy and stochastic return, success rate and
+    fraction of the optimum per seed (``evaluation_report``). With ``run_dir``, written to its
+    ``eval.json`` and under ``"evaluation"`` in its ``results.json``."""
+    config = result.config
+    setup = make_setup(config)
+    episodes, max_steps = evaluation_budget(config, setup.spec)
+    values = evaluate_policies(config, setup, jax.tree.map(jnp.asarray, result.state.params), seed=seed)
+    out = evaluation_report(config, values, optimum_of(setup.spec, max_steps), episodes, max_steps)
+    if run_dir is not None and jax.process_index() == 0:
+        run_dir = Path(run_dir)
+        out["run"] = str(run_dir)
+        not_written = _write_json(run_dir / "eval.json", out)
+        results = run_dir / "results.json"
+        if results.exists():
+            not_written += _write_json(results, {**json.loads(results.read_text()), "evaluation": out})
+        if not_written:
+            out["not_written"] = not_written
+    return out
+
+
+def _write_json(path: Path, obj: Any) -> list[str]:
+    """Writes ``obj`` atomically; ``[]``, or the one line saying why it could not be written."""
+    try:
+        atomic_write_json(path, obj)
+    except OSError as err:
+        return [f"cannot write {path}: {err.strerror or err}"]
+    return []
+
+
+def evaluate_run(run_dir: str | Path, episodes: int | None = None, gif: bool = True, seed: int = 1234) -> dict[str, Any]:
+    """Greedy and stochastic return, success and fraction of the optimum per seed (and config)
+    over ``episodes`` fresh episodes (default: the run's ``evaluation_budget``); writes
+    ``eval.json`` and, for jaxgrid envs, ``greedy_episode_<config>.gif`` in the run dir.
 
     A file that cannot be written (read-only run directory, full disk) does not lose the results:
-    they are returned with ``"not_written"``, one ``"<path>: <cause>"`` line per file."""
+    they are returned with ``"not_written"``, one ``"cannot write <path>: <cause>"`` line per file."""
     run_dir = Path(run_dir)
     config, update, setup, state = load_run_state(run_dir)
     params = jax.tree.map(jnp.asarray, state.params)
-    per_seed = jax.jit(
-        jax.vmap(jax.vmap(lambda p, k, g: episode_returns(k, p, setup, episodes, g), in_axes=(0, 0, None)),
-                 in_axes=(0, None, None)),
-        static_argnums=2,
-    )
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(seed), s))(jnp.asarray(config.seeds))
-    greedy = np.asarray(per_seed(params, keys, True)).mean(-1)  # [G, S]
-    stochastic = np.asarray(per_seed(params, keys, False)).mean(-1)
-    labels = [", ".join(f"{k}={v:g}" for k, v in p.items()) or config.env_id for p in config.grid_points()]
-    out: dict[str, Any] = {"run": str(run_dir), "update": update, "episodes": episodes, "configs": []}
+    budget, max_steps = evaluation_budget(config, setup.spec)
+    episodes = budget if episodes is None else int(episodes)
+    values = evaluate_policies(config, setup, params, episodes=episodes, seed=seed)
+    out = evaluation_report(config, values, optimum_of(setup.spec, max_steps), episodes, max_steps)
+    out.update(run=str(run_dir), update=update)
     not_written: list[str] = []
-    for g, label in enumerate(labels):
-        out["configs"].append({
-            "label": label,
-            "seeds": list(config.seeds),
-            "greedy": [float(v) for v in greedy[g]],
-            "stochastic": [float(v) for v in stochastic[g]],
-            "greedy_summary": _summary(greedy[g], config.seeds, label + " greedy"),
-            "stochastic_summary": _summary(stochastic[g], config.seeds, label + " stochastic"),
-        })
-        if gif:
+    if gif:
+        for g, entry in enumerate(out["configs"]):
             target = run_dir / f"greedy_episode_{g}.gif"
             try:
                 path = _greedy_gif(target, jax.tree.map(lambda x: x[g, 0], params), setup)
             except OSError as err:
                 path, not_written = None, [*not_written, f"cannot write {target}: {err.strerror or err}"]
-            out["configs"][-1]["gif"] = str(path) if path else None
-    try:
-        atomic_write_json(run_dir / "eval.json", out)
-    except OSError as err:
-        not_written.append(f"cannot write {run_dir / 'eval.json'}: {err.strerror or err}")
+            entry["gif"] = str(path) if path else None
+    not_written += _write_json(run_dir / "eval.json", out)
     if not_written:
         out["not_written"] = not_written
     return out
@@ -132,19 +214,36 @@ def _greedy_gif(path: Path, params: Any, setup: TrainSetup) -> Path | None:
         policy_out, _ = setup.apply(params, obs[None])
         return networks.greedy_action(policy_out, setup.spec.discrete_actions)[0]
 
-    episode = replay_episode(env, env_params, greedy, jax.random.PRNGKey(0), setup.spec.max_episode_steps)
+    episode = replay_episode(env, env_params, greedy, jax.random.PRNGKey(0), evaluation_budget(setup.config, setup.spec)[1])
     return save_frames(episode_frames(env, env_params, episode), path, fps=3.0)
 
 
 def format_eval(out: dict[str, Any]) -> str:
-    lines = [f"evaluation of {out['run']} at update {out['update']} ({out['episodes']} episodes per seed)"]
+    """The evaluation as text: per config and policy, return and fraction of the optimum (IQM with
+    its 95% CI over seeds), success rate, then the per-seed values."""
+    where = f"evaluation of {out['run']}" + (f" at update {out['update']}" if "update" in out else "") if out.get("run") else "evaluation"
+    lines = [f"{where}: {out['episodes']} episodes per seed, at most {out['eval_max_steps']} steps each"]
+    opt = out.get("optimum")
+    if opt is not None:
+        kind = f"mean over {opt['layouts']} fresh layouts" if opt["layouts"] > 1 else "value iteration"
+        lines.append(f"optimum ({kind}, {opt['horizon']} steps): return {opt['expected_return']:.4f}, "
+                     f"success {opt['success_prob']:.4f}")
     for c in out["configs"]:
         for kind in ("greedy", "stochastic"):
             s = c[f"{kind}_summary"]
+            line = (f"{c['label'][:28]:<28} {kind:<10} return IQM {s['iqm']:.3f} "
+                    f"[{s['iqm_ci95'][0]:.3f}, {s['iqm_ci95'][1]:.3f}]")
+            if f"{kind}_fraction_summary" in c:
+                f = c[f"{kind}_fraction_summary"]
+                line += f"  of optimum {f['iqm']:.3f} [{f['iqm_ci95'][0]:.3f}, {f['iqm_ci95'][1]:.3f}]"
+            if f"{kind}_success_summary" in c:
+                line += f"  success mean {c[f'{kind}_success_summary']['mean']:.3f}"
+            lines.append(line)
             per = "  ".join(f"{seed}:{v:.3f}" for seed, v in zip(c["seeds"], c[kind]))
-            lines.append(f"{c['label'][:28]:<28} {kind:<10} mean {s['mean']:.3f} ± {s['std']:.3f}  "
-                         f"IQM {s['iqm']:.3f} [{s['iqm_ci95'][0]:.3f}, {s['iqm_ci95'][1]:.3f}]")
-            lines.append(f"    per seed  {per}")
+            lines.append(f"    per seed return  {per}")
+            if f"{kind}_fraction_of_optimum" in c:
+                per = "  ".join(f"{seed}:{v:.3f}" for seed, v in zip(c["seeds"], c[f"{kind}_fraction_of_optimum"]))
+                lines.append(f"    per seed of opt  {per}")
         if c.get("gif"):
             lines.append(f"    greedy episode: {c['gif']}")
     return "\n".join(lines)

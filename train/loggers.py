@@ -90,7 +90,7 @@ class Chunk:
 
     Attributes:
         start: updates done before this chunk.
-        metrics: name -> ``[G, S, n]`` float32 (``train.ppo.METRIC_NAMES``).
+        metrics: name -> ``[G, S, n]`` float32 (``train.types.METRIC_NAMES``).
         steps_per_update: env steps of one update of one run.
         restored: the history read back from a checkpoint when a run resumes (loggers that wrote
             it to disk before, like TensorBoard, skip it; ones that keep the whole curve use it).

@@ -56,12 +56,10 @@ def resolve_num_devices(num_devices: int | None) -> int:
     available = len(jax.devices())
     if num_devices is None:
         return available
-    if isinstance(num_devices, bool) or not isinstance(num_devices, int):
-        raise ValueError(f"num_devices={num_devices!r} is invalid: must be an int or None (all)")
-    if not 1 <= num_devices <= available:
+    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or not 1 <= num_devices <= available:
         raise ValueError(
-            f"num_devices={num_devices} is invalid: must be in [1, {available}] "
-            f"({available} device(s) available) or None (all)"
+            f"num_devices={num_devices!r} is invalid: must be None (all) or an int in [1, {available}] "
+            f"({available} {jax.devices()[0].platform} device(s) available)"
         )
     return num_devices
 

@@ -37,7 +37,7 @@ from train.gae import compute_gae
 from train.loop import ProgressFn, Trainer, make_trainer
 from train.losses import LossInfo, explained_variance, ppo_loss_terms
 from train.placement import Placement
-from train.rollout import EnvCarry, EnvSpec, collect_rollout, evaluate_greedy, reset_envs
+from train.rollout import EnvCarry, EnvSpec, collect_rollout, evaluate_greedy, evaluation_budget, reset_envs
 from train.setup import TrainSetup, make_setup
 from train.types import HParams, RunnerState, UpdateMetrics, stack_fields, unstack_fields
 
@@ -345,14 +345,16 @@ def update_metrics(
 
 
 def evaluate(runner: RunnerState, setup: TrainSetup) -> jax.Array:
-    """Mean greedy return ``()`` over ``num_eval_envs`` fresh episodes.
+    """Mean greedy return ``()`` over ``num_eval_envs`` fresh episodes, each capped at
+    ``evaluation_budget``'s step cap (``PPOConfig.eval_max_steps``).
 
     The key is derived from the runner's key with ``fold_in``, so evaluating does not change the
     training stream.
     """
     key = jax.random.fold_in(runner.key, 0x5EED)
+    _, max_steps = evaluation_budget(setup.config, setup.spec)
     return evaluate_greedy(
-        key, *setup.rollout_policy(runner.params), setup.spec, setup.config.num_eval_envs
+        key, *setup.rollout_policy(runner.params), setup.spec, setup.config.num_eval_envs, max_steps
     )
 
 

@@ -106,16 +106,40 @@ def summarize_result(result: Any) -> list[SeedSummary]:
     return summaries
 
 
-def format_table(summaries: list[SeedSummary], title: str = "greedy return over seeds") -> str:
-    """A plain-text table: one row per config, then its per-seed finals."""
+def format_table(
+    summaries: list[SeedSummary], title: str = "greedy return over seeds", optimum: float | None = None
+) -> str:
+    """A plain-text table: one row per config, then its per-seed finals. With ``optimum`` (the
+    env's exact optimal return, ``jaxgrid.optimal_return``), a column gives the IQM as a fraction
+    of it (``fraction_of_optimum``: ``optimum / score`` for a negative optimum)."""
     header = f"{'config':<32} {'mean ± std':>17} {'median':>8} {'IQM [95% CI]':>26}  n"
-    lines = [title, header, "-" * len(header)]
+    if optimum is not None:
+        header += f"  {'IQM / optimum':>13}"
+    lines = [title + ("" if optimum is None else f" (optimum {optimum:.4g})"), header, "-" * len(header)]
     for s in summaries:
         ci = f"{s.iqm:.3f} [{s.iqm_ci[0]:.3f}, {s.iqm_ci[1]:.3f}]"
-        lines.append(
+        row = (
             f"{s.label[:32]:<32} {s.mean:>8.3f} ± {s.std:<6.3f} {s.median:>8.3f} {ci:>26}  "
             f"{len(s.finals)}"
         )
+        if optimum is not None:
+            row += f"  {fraction_of_optimum(s.iqm, optimum):>13.3f}"
+        lines.append(row)
         per_seed = "  ".join(f"{seed}:{v:.3f}" for seed, v in zip(s.seeds, s.finals))
         lines.append(f"    per seed  {per_seed}")
     return "\n".join(lines)
+
+
+def fraction_of_optimum(score: float | np.ndarray, optimum: float) -> float | np.ndarray:
+    """``score`` as a fraction of the env's optimum: ``score / optimum`` for a positive optimum,
+    ``optimum / score`` for a negative one (1 at the optimum, smaller the more is lost; 0 for a
+    score >= 0, which cannot occur), NaN for an optimum of 0 (no scale to compare with)."""
+    score = np.asarray(score, np.float64)
+    if optimum > 0:
+        out = score / optimum
+    elif optimum < 0:
+        safe = np.where(score < 0, score, -1.0)
+        out = np.where(score < 0, optimum / safe, 0.0)
+    else:
+        out = np.full(score.shape, np.nan)
+    return float(out) if out.ndim == 0 else out

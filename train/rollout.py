@@ -184,36 +184,138 @@ def collect_rollout(
     return carry, trajectory, EpisodeStats(return_sum=stats[0], length_sum=stats[1], count=stats[2])
 
 
-def evaluate_greedy(
-    key: jax.Array, params: Any, apply_fn: ApplyFn, spec: EnvSpec, num_envs: int
-) -> jax.Array:
-    """Mean return ``()`` of the greedy policy over ``num_envs`` fresh episodes.
+# Evaluation horizon of an env without a usable time limit (one longer than NO_TIME_LIMIT).
+NO_TIME_LIMIT = 100_000
+EVAL_STEPS_WITHOUT_TIME_LIMIT = 1000
+# Episodes that bound the 95% CI half-width of a success rate by 0.03 at any rate:
+# ceil((1.96 * 0.5 / 0.03) ** 2) = 1068 (normal approximation, worst case p = 0.5).
+SUCCESS_CI_EPISODES = 1068
 
-    Each env runs until its first episode ends (at most ``spec.max_episode_steps`` steps, after
-    which the env's own time limit has ended it).
+
+def eval_max_steps(spec: EnvSpec, requested: int | None = None) -> int:
+    """Step cap of an evaluation episode: ``requested`` (``PPOConfig.eval_max_steps``), else the
+    env's time limit, else (no limit, longer than ``NO_TIME_LIMIT``) ``EVAL_STEPS_WITHOUT_TIME_LIMIT``."""
+    if requested is not None:
+        return int(requested)
+    if spec.max_episode_steps > NO_TIME_LIMIT:
+        return EVAL_STEPS_WITHOUT_TIME_LIMIT
+    return spec.max_episode_steps
+
+
+def is_deterministic_env(spec: EnvSpec) -> bool:
+    """Whether ``jaxgrid.is_deterministic`` says so (False for envs jaxgrid does not know)."""
+    try:
+        import jaxgrid
+    except ImportError:
+        return False
+    check = getattr(jaxgrid, "is_deterministic", None)
+    return bool(check(spec.env, spec.env_params)) if check is not None else False
+
+
+def eval_episode_count(spec: EnvSpec, requested: int | None, num_eval_envs: int) -> int:
+    """Evaluation episodes per seed: ``requested`` (``PPOConfig.eval_episodes``), else
+    ``num_eval_envs`` on a deterministic env, else ``max(num_eval_envs, SUCCESS_CI_EPISODES)``."""
+    if requested is not None:
+        return int(requested)
+    if is_deterministic_env(spec):
+        return int(num_eval_envs)
+    return max(int(num_eval_envs), SUCCESS_CI_EPISODES)
+
+
+def evaluation_budget(config: Any, spec: EnvSpec) -> tuple[int, int]:
+    """``(episodes per seed, step cap per episode)`` of ``config``'s evaluation on ``spec``."""
+    episodes = eval_episode_count(spec, getattr(config, "eval_episodes", None), config.num_eval_envs)
+    return episodes, eval_max_steps(spec, getattr(config, "eval_max_steps", None))
+
+
+def success_reward(spec: EnvSpec) -> Any:
+    """The reward that marks a successful episode end (a jaxgrid env's ``goal_reward``: the step
+    into a goal cell, which terminates), or None for envs without a goal."""
+    return getattr(spec.env_params, "goal_reward", None)
+
+
+@struct.dataclass
+class EvalEpisodes:
+    """The first episode of each of ``N`` fresh envs."""
+
+    returns: jax.Array  # [N] float32, undiscounted return (up to the step cap)
+    success: jax.Array  # [N] float32, 1 if it terminated with the goal reward (NaN: env has no goal)
+    lengths: jax.Array  # [N] int32, steps taken (the cap if it did not end)
+
+
+def run_eval_episodes(
+    key: jax.Array,
+    params: Any,
+    apply_fn: ApplyFn,
+    spec: EnvSpec,
+    num_envs: int,
+    max_steps: int | None = None,
+    greedy: bool | jax.Array = True,
+    log_std: jax.Array | None = None,
+) -> EvalEpisodes:
+    """Runs the policy (``greedy``: argmax / mean action; else sampled, with ``log_std`` for Box
+    actions; a ``[num_envs]`` bool array chooses per env) in ``num_envs`` fresh envs until each one's first episode ends, or ``max_steps``
+    steps (default ``eval_max_steps(spec)``), whichever comes first.
+
+    Success (jaxgrid envs): the episode terminated on a step paying ``goal_reward`` (entering a
+    goal cell; lava that pays the same and terminates would count too). NaN for other envs.
     """
-    horizon = spec.max_episode_steps
-    keys = jax.random.split(key, num_envs * (1 + horizon))  # one random site for everything
-    carry = reset_envs(keys[:num_envs], spec)
-
-    step_keys = keys[num_envs:].reshape((horizon, num_envs) + keys.shape[1:])
+    horizon = eval_max_steps(spec) if max_steps is None else int(max_steps)
+    key_reset, key_run = jax.random.split(key)
+    carry = reset_envs(jax.random.split(key_reset, num_envs), spec)
+    goal_reward = success_reward(spec)
 
     def step(state):
-        t, carry, returns, finished = state
+        t, carry, returns, success, lengths, finished = state
+        key_env, key_act = jax.random.split(jax.random.fold_in(key_run, t))
         policy_out, _ = apply_fn(params, carry.obs)
-        action = networks.greedy_action(policy_out, spec.discrete_actions)
-        obs, env_state, reward, _, done, _ = _step_envs(step_keys[t], spec, carry, action)
-        returns = returns + jnp.where(finished, 0.0, reward)
-        finished = finished | done
+        if isinstance(greedy, bool):
+            if greedy:
+                action = networks.greedy_action(policy_out, spec.discrete_actions)
+            else:
+                action = networks.sample_action(key_act, policy_out, log_std, spec.discrete_actions)
+        else:  # a per-env mask: both policies in one loop (one compiled body)
+            best = networks.greedy_action(policy_out, spec.discrete_actions)
+            sampled = networks.sample_action(key_act, policy_out, log_std, spec.discrete_actions)
+            mask = greedy.reshape(greedy.shape + (1,) * (best.ndim - 1))
+            action = jnp.where(mask, best, sampled)
+        obs, env_state, reward, terminated, done, _ = _step_envs(
+            jax.random.split(key_env, num_envs), spec, carry, action
+        )
+        live = ~finished
+        returns = returns + jnp.where(live, reward, 0.0)
+        lengths = lengths + live.astype(jnp.int32)
+        if goal_reward is not None:
+            won = live & terminated & (reward == jnp.asarray(goal_reward, jnp.float32))
+            success = jnp.where(won, 1.0, success)
         carry = carry.replace(env_state=env_state, obs=obs)
-        return t + 1, carry, returns, finished
+        return t + 1, carry, returns, success, lengths, finished | done
 
     def running(state):
-        t, _, _, finished = state
+        t, *_, finished = state
         return (t < horizon) & ~jnp.all(finished)
 
     # NOTE: a while loop, not a scan over the whole horizon: it stops once every episode ended
-    # (a solved 4x4 grid takes 6 of its 50 steps). The returns are the same either way.
-    init = (jnp.int32(0), carry, jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), bool))
-    _, _, returns, _ = jax.lax.while_loop(running, step, init)
-    return returns.mean()
+    # (a solved 4x4 grid takes 6 of its 50 steps); the step cap bounds envs without a time limit.
+    zeros = jnp.zeros((num_envs,), jnp.float32)
+    success0 = zeros if goal_reward is not None else jnp.full((num_envs,), jnp.nan, jnp.float32)
+    init = (jnp.int32(0), carry, zeros, success0, jnp.zeros((num_envs,), jnp.int32),
+            jnp.zeros((num_envs,), bool))
+    _, _, returns, success, lengths, _ = jax.lax.while_loop(running, step, init)
+    return EvalEpisodes(returns=returns, success=success, lengths=lengths)
+
+
+def evaluate_greedy(
+    key: jax.Array,
+    params: Any,
+    apply_fn: ApplyFn,
+    spec: EnvSpec,
+    num_envs: int,
+    max_steps: int | None = None,
+) -> jax.Array:
+    """Mean return ``()`` of the greedy policy over ``num_envs`` fresh episodes.
+
+    Each env runs until its first episode ends or ``max_steps`` steps (default
+    ``eval_max_steps(spec)``: the env's time limit, or 1000 steps for an env without one).
+    """
+    return run_eval_episodes(key, params, apply_fn, spec, num_envs, max_steps, greedy=True).returns.mean()

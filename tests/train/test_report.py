@@ -50,3 +50,16 @@ def test_trim_mean__bitwise_equal_to_scipy():
             np.testing.assert_array_equal(
                 report.trim_mean(x, proportion, axis=axis), stats.trim_mean(x, proportion, axis=axis)
             )
+
+
+def test_format_table__fraction_of_optimum_column():
+    from train.report import format_table, fraction_of_optimum, summarize
+
+    s = summarize(np.array([0.8, 0.8, 0.4, 0.8]), (0, 1, 2, 3), "grid")
+    table = format_table([s], optimum=0.8)
+    assert "IQM / optimum" in table and "(optimum 0.8)" in table
+    assert table.splitlines()[3].rstrip().endswith(f"{s.iqm / 0.8:.3f}")
+    assert "IQM / optimum" not in format_table([s])
+    # a negative optimum (CliffWalking's -13): optimum / score
+    assert fraction_of_optimum(-26.0, -13.0) == 0.5 and fraction_of_optimum(-13.0, -13.0) == 1.0
+    assert np.isnan(fraction_of_optimum(0.3, 0.0))
