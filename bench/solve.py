@@ -50,11 +50,12 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
     """Trains ``env_id``'s preset on ``num_seeds`` seeds in ``points`` chunks; returns its row."""
     import jax
 
-    from train import distributed, presets, report
+    from train import presets, report
     from train.evaluate import evaluate_policies, optimum_of
-    from train.ppo import make_setup, make_train, rng_config
+    from train.placement import Placement, compile_program, rng_config
+    from train.ppo import make_train
+    from train.setup import make_setup
     from train.rollout import evaluation_budget
-    from train.trainer import place_inputs
 
     overrides = presets.preset_overrides(env_id)
     config = presets.preset_config(env_id, seeds=tuple(range(num_seeds)))
@@ -71,28 +72,28 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
     chunks = [int(b - a) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
     t_start = time.perf_counter()
-    trainer = make_train(config, ordered_progress=False, mesh=_mesh(num_devices))
+    placement = Placement.build(config, num_devices)
+    trainer = make_train(config, placement)
     setup = trainer.setup
     episodes, max_steps = evaluation_budget(config, setup.spec)
     optimum = optimum_of(setup.spec, max_steps)
     if optimum is None:
         raise ValueError(f"{env_id}: no exact optimum (not a jaxgrid grid env)")
-    keys, hparams = place_inputs(config, num_devices, False)
+    keys, hparams = placement.keys(), placement.hparams()
     n = config.num_seeds
     with rng_config():
         t0 = time.perf_counter()
-        # NOTE: every program keeps the runner state sharded over seeds (axis 1), as train() does,
-        # so the chunks' compiled input shardings match the state they are given.
-        mesh = _mesh(num_devices)
-        sharded = None if mesh is None else distributed.seed_sharding(mesh, 1)
-        init = jax.jit(trainer.init, out_shardings=sharded).lower(keys).compile()
+        # NOTE: every program keeps the runner state in the placement's shardings, as train()
+        # does, so the chunks' compiled input shardings match the state they are given.
+        state_out, out = placement.out_shardings(jax.eval_shape(trainer.init, keys))
+        init = compile_program(trainer.init, keys, out_shardings=state_out)
         state = init(keys)
         compiled = {
-            c: jax.jit(trainer.run_updates, static_argnums=2, out_shardings=(sharded, sharded))
-            .lower(state, hparams, c).compile()
+            c: compile_program(lambda s, h, c=c: trainer.run_updates(s, h, c), state, hparams,
+                               out_shardings=(state_out, out))
             for c in sorted(set(chunks))
         }
-        evaluate = jax.jit(trainer.evaluate, out_shardings=sharded).lower(state).compile()
+        evaluate = compile_program(trainer.evaluate, state, out_shardings=out)
         compile_s = time.perf_counter() - t0
 
         curve_steps, curve_frac, train_s, eval_s, done = [], [], 0.0, 0.0, 0
@@ -163,12 +164,6 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
         "within_10_min": bool(compile_s + train_s <= WALL_LIMIT_S),
     }
     return out
-
-
-def _mesh(num_devices: int):
-    from train import distributed
-
-    return distributed.seed_mesh(num_devices) if num_devices > 1 else None
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -145,9 +145,10 @@ def evaluate_result(result: Any, run_dir: str | Path | None = None, seed: int = 
     episodes, max_steps = evaluation_budget(config, setup.spec)
     values = evaluate_policies(config, setup, jax.tree.map(jnp.asarray, result.state.params), seed=seed)
     out = evaluation_report(config, values, optimum_of(setup.spec, max_steps), episodes, max_steps)
+    if run_dir is not None:
+        out["run"] = str(run_dir)  # every process prints the same lines; only process 0 writes
     if run_dir is not None and jax.process_index() == 0:
         run_dir = Path(run_dir)
-        out["run"] = str(run_dir)
         not_written = _write_json(run_dir / "eval.json", out)
         results = run_dir / "results.json"
         if results.exists():

@@ -108,6 +108,17 @@ PRESETS: dict[str, Preset] = {
         validate=_validate("Maze-15x15-v0"),
         note="NOT VALIDATED: grid observations train through the CNN at ~22 env steps/s on this CPU",
     ),
+    "FourRoomsRandom-View5-v0": Preset(
+        overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
+                       eval_episodes=256),
+        validate=_validate("FourRoomsRandom-View5-v0"),
+        note="NOT VALIDATED: a partially observed (5x5 view) procedural task, not trained here yet",
+    ),
+    "TMaze-v0": Preset(
+        overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=1e-3),
+        validate=_validate("TMaze-v0"),
+        note="NOT VALIDATED: a memory task; a memoryless policy succeeds at most half the time",
+    ),
 }
 # fmt: on
 # Ids without a preset: GridWorld-v0 and Maze-v0 take a layout / size, so no single config fits
