@@ -14,6 +14,7 @@ from jaxgrid.env import GridWorld
 from jaxgrid.layouts import Layout
 from jaxgrid.registry import make, parse_overrides, register, registered_ids
 from jaxgrid.types import GridParams, GridState, SlipperyGridParams
+from jaxgrid.vec import VecEnv, default_reset_capacity
 
 __all__ = [
     "GridParams",
@@ -21,6 +22,8 @@ __all__ = [
     "GridWorld",
     "Layout",
     "SlipperyGridParams",
+    "VecEnv",
+    "default_reset_capacity",
     "make",
     "parse_overrides",
     "register",

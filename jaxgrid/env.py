@@ -130,14 +130,26 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         """
         if params is None:
             params = self.default_params
+        # NOTE: jaxgrid.VecEnv rebuilds this auto-reset from the two pieces (``step_without_reset``
+        # with key_step, ``reset_env`` with key_reset) for only the envs that ended, bitwise.
         key_step, key_reset = jax.random.split(key)
-        obs_st, state_st, reward, terminated, info = self.step_env(key_step, state, action, params)
-        truncated = (state_st.time >= params.max_steps_in_episode) & ~terminated
+        obs_st, state_st, reward, terminated, truncated, info = self.step_without_reset(
+            key_step, state, action, params
+        )
         done = terminated | truncated
         obs_re, state_re = self.reset_env(key_reset, params)
         state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_re, state_st)
         obs = jax.tree.map(lambda r, s: jnp.where(done, r, s), obs_re, obs_st)
         info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st}
+        return obs, state, reward, terminated, truncated, info
+
+    def step_without_reset(
+        self, key: jax.Array, state: GridState, action: int | jax.Array, params: GridParams
+    ) -> tuple[jax.Array, GridState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """``step`` before its auto-reset: ``(obs, state, reward, terminated, truncated, info)`` of
+        the true next state (``key`` is ``step``'s ``key_step``, the first half of its split)."""
+        obs, state, reward, terminated, info = self.step_env(key, state, action, params)
+        truncated = (state.time >= params.max_steps_in_episode) & ~terminated
         return obs, state, reward, terminated, truncated, info
 
     def step_env(
