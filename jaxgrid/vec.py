@@ -107,8 +107,11 @@ class VecEnv:
     # ----------------------------------------------------------------------------------------
     def reset(self, key: jax.Array, params: Any = None) -> tuple[Any, Any]:
         """``(obs [N, ...], state)``: bitwise ``vmap(env.reset)(jax.random.split(key, N), params)``."""
+        return self.reset_each(jax.random.split(key, self.num_envs), params)
+
+    def reset_each(self, keys: jax.Array, params: Any = None) -> tuple[Any, Any]:
+        """``reset`` with one key per env (``keys`` ``[N]``): ``vmap(env.reset)(keys, params)``."""
         params = self.env.default_params if params is None else params
-        keys = jax.random.split(key, self.num_envs)
         return jax.vmap(self.env.reset, in_axes=(0, None))(keys, params)
 
     def step(
@@ -127,23 +130,35 @@ class VecEnv:
             ``vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(key, N), state, action, params)``;
             ``info["final_observation"]`` holds the observation each episode ended on.
         """
-        params = self.env.default_params if params is None else params
         if not self.compacted:
-            keys = jax.random.split(key, self.num_envs)
+            return self.step_each(jax.random.split(key, self.num_envs), state, action, params)
+        return self._step(lambda idx: env_keys(key, self.num_envs, idx), state, action, params)
+
+    def step_each(
+        self, keys: jax.Array, state: Any, action: jax.Array, params: Any = None
+    ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """``step`` with one key per env (``keys`` ``[N]``, e.g. drawn ahead for a whole rollout):
+        bitwise ``vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)``."""
+        if not self.compacted:
+            params = self.env.default_params if params is None else params
             return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
-        n = self.num_envs
-        all_envs = jnp.arange(n, dtype=jnp.int32)
+        return self._step(lambda idx: keys[idx], state, action, params)
+
+    def _step(self, keys_at, state, action, params):
+        """The compacted step; ``keys_at(idx [M] int32) -> [M]`` keys of those envs."""
+        params = self.env.default_params if params is None else params
+        all_envs = jnp.arange(self.num_envs, dtype=jnp.int32)
         # key_step of every env: hashed only if the step uses it (XLA drops it otherwise).
-        key_step = child_keys(env_keys(key, n, all_envs), 0)
+        key_step = child_keys(keys_at(all_envs), 0)
         obs_st, state_st, reward, terminated, truncated, info = jax.vmap(
             self._transition, in_axes=(0, 0, 0, None)
         )(key_step, state, action, params)
         done = jnp.logical_or(terminated, truncated)
-        obs, state = self._reset_done(key, done, obs_st, state_st, params)
+        obs, state = self._reset_done(keys_at, done, obs_st, state_st, params)
         info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st}
         return obs, state, reward, terminated, truncated, info
 
-    def _reset_done(self, key: jax.Array, done: jax.Array, obs: Any, state: Any, params: Any):
+    def _reset_done(self, keys_at, done: jax.Array, obs: Any, state: Any, params: Any):
         """``obs``/``state`` with every ``done`` env replaced by its reset, K envs per round."""
         n, k = self.num_envs, self.reset_capacity
         rank = jnp.cumsum(done, dtype=jnp.int32) - 1  # [N] place of each done env among the done
@@ -153,7 +168,7 @@ class VecEnv:
             # The done envs of rank first .. first+K-1 into K slots; empty slots hold n (dropped).
             slot = jnp.where(done & (rank >= first) & (rank < first + k), rank - first, k)
             idx = jnp.full((k,), n, jnp.int32).at[slot].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
-            keys = child_keys(env_keys(key, n, jnp.minimum(idx, n - 1)), 1)
+            keys = child_keys(keys_at(jnp.minimum(idx, n - 1)), 1)
             obs_re, state_re = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys, params)
             put = lambda full, part: full.at[idx].set(part, mode="drop")  # noqa: E731
             return jax.tree.map(put, obs, obs_re), jax.tree.map(put, state, state_re)
