@@ -216,7 +216,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
             params = self.default_params
         return observations.encode(
             self.obs_encoding, state.pos, self.cell_kinds(state, params), self.height, self.width,
-            self.view_size,
+            self.view_size, shared_layout=type(self).cell_kinds is GridWorld.cell_kinds,
         )
 
     def render(

@@ -202,3 +202,19 @@ def test_step__under_shard_map_on_two_devices():
         _SHARD_MAP_SCRIPT, env={"JAX_NUM_CPU_DEVICES": "2", "XLA_FLAGS": "", "PYTHONPATH": repo}, timeout=200
     )
     assert "SHARD_MAP_OK" in out, out
+
+
+@pytest.mark.parametrize("view_size", [1, 3, 7, 9])
+@pytest.mark.parametrize("env_id", ["EmptyRoom-v0", "FourRooms-v0", "CliffWalking-v1", "FrozenLake8x8-v1"])
+def test_view_table__equals_the_window_slice_from_every_cell(env_id, view_size):
+    # Fixed layouts read the view from a per-cell table; procedural ones slice a window. Same values.
+    from jaxgrid import observations
+
+    env, params = make(env_id, obs="view", view_size=view_size)
+    cells = jnp.arange(env.height * env.width)
+    args = (params.cell_kind, env.height, env.width, view_size)
+    window = jax.vmap(lambda p: observations.encode("view", p, *args))(cells)
+    table = jax.vmap(lambda p: observations.encode("view", p, *args, shared_layout=True))(cells)
+    assert window.shape == (cells.shape[0], view_size, view_size, 4)
+    assert_bitwise(table, window)
+    assert float(window[..., 0].sum()) > 0  # walls (or the edge) are in view somewhere
