@@ -4,7 +4,7 @@ Gymnasium): env steps per second at 1, 256, 4,096 and 65,536 envs, in one harnes
     pip install -e '.[peers]'                     # navix, xminigrid, envpool (optional)
     python bench/peers.py                         # full run, ~15-25 min on a 2-core CPU
     python bench/peers.py --quick                 # smoke run, 1 and 256 envs
-    python bench/peers.py --quick --only jaxgrid  # jaxgrid rows only (what tests/bench runs)
+    python bench/peers.py --quick --only jaxgrid  # jaxgrid rows only (tests/bench runs two of its tasks)
 
 The harness, the same for every JAX library: one ``jit`` program runs ``num_steps`` steps of
 ``num_envs`` envs in a ``lax.fori_loop`` (the step count is an argument, so a point compiles once and
@@ -379,6 +379,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 1 and 256 envs, short calls, 2 repeats")
     p.add_argument("--only", nargs="+", choices=LIBRARIES, default=None, help="libraries to run (default: all)")
+    p.add_argument("--tasks", nargs="+", default=None, help="tasks to run (default: all), e.g. 'Procedural 9x9' FrozenLake-v1")
     p.add_argument("--sizes", type=int, nargs="+", default=None, help=f"num_envs values (default {NUM_ENVS})")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per point (median quoted)")
     p.add_argument("--target-s", type=float, default=None, help="seconds per timed call (the step count is calibrated)")
@@ -403,7 +404,7 @@ def main(argv=None) -> int:
     libraries = args.only or LIBRARIES
     missing = {lib: library_missing(lib) for lib in libraries}
     for task, library, impl, obs, measure in point_specs(args):
-        if library not in libraries:
+        if library not in libraries or (args.tasks and task not in args.tasks):
             continue
         if missing[library]:
             runner.skip(task, impl, f"{library} not available ({missing[library]})")

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from gymnax.environments import environment, spaces
 
-from jaxgrid import observations
+from jaxgrid import generators, observations
 from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
 from jaxgrid.types import GOAL, LAVA, GridParams, GridState, SlipperyGridParams
 
@@ -159,9 +159,13 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         # it instead); with action and cell in range, the table gathers skip bounds handling.
         action = jnp.clip(jnp.asarray(action, jnp.int32), 0, self.num_actions - 1)
         if self.slippery:
-            key_slip, key_side = jax.random.split(key)
-            slip = jax.random.uniform(key_slip) < params.slip_prob
-            turn = jnp.where(jax.random.bernoulli(key_side), 1, 3)  # +1: clockwise, +3: counter
+            # One 32-bit draw per step (results version 2): its top 23 bits are the slip uniform
+            # (jax.random.uniform's resolution), its lowest bit the side. Version 1 split the key
+            # and drew uniform + bernoulli: four threefry hashes per env step where this is one.
+            bits = generators.key_bits(key)  # = jax.random.bits(key, (), uint32)
+            uniform = (bits >> 9).astype(jnp.float32) * jnp.float32(2.0**-23)
+            slip = uniform < params.slip_prob
+            turn = jnp.where((bits & 1) == 1, 1, 3)  # +1: clockwise, +3: counter
             action = jnp.where(slip, (action + turn) % 4, action)
         pos, kind = self.move(state, action, params)
         at_goal, in_lava = kind == GOAL, kind == LAVA

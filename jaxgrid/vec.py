@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from gymnax.environments import environment
 
+from jaxgrid import generators
 from jaxgrid.env import GridWorld
 from jaxgrid.procedural import ProceduralGridWorld
 
@@ -130,7 +131,7 @@ class VecEnv:
             ``vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(key, N), state, action, params)``;
             ``info["final_observation"]`` holds the observation each episode ended on.
         """
-        if not self.compacted:
+        if self._transition is None:
             return self.step_each(jax.random.split(key, self.num_envs), state, action, params)
         return self._step(lambda idx: env_keys(key, self.num_envs, idx), state, action, params)
 
@@ -139,22 +140,28 @@ class VecEnv:
     ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
         """``step`` with one key per env (``keys`` ``[N]``, e.g. drawn ahead for a whole rollout):
         bitwise ``vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)``."""
-        if not self.compacted:
+        if self._transition is None:
             params = self.env.default_params if params is None else params
             return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
-        return self._step(lambda idx: keys[idx], state, action, params)
+        return self._step(lambda idx: keys if idx is None else keys[idx], state, action, params)
 
     def _step(self, keys_at, state, action, params):
-        """The compacted step; ``keys_at(idx [M] int32) -> [M]`` keys of those envs."""
+        """``env.step`` rebuilt from its pieces; ``keys_at(idx [M] int32 | None) -> [M]`` keys of
+        those envs (None: all). Dense (K = N): every env's reset and a select, as ``env.step``;
+        compacted: resets for the done envs only."""
         params = self.env.default_params if params is None else params
-        all_envs = jnp.arange(self.num_envs, dtype=jnp.int32)
-        # key_step of every env: hashed only if the step uses it (XLA drops it otherwise).
-        key_step = child_keys(keys_at(all_envs), 0)
+        # The halves of every env's key: hashed only where used (XLA drops the rest).
+        key_step = child_keys(keys_at(None), 0)
         obs_st, state_st, reward, terminated, truncated, info = jax.vmap(
             self._transition, in_axes=(0, 0, 0, None)
         )(key_step, state, action, params)
         done = jnp.logical_or(terminated, truncated)
-        obs, state = self._reset_done(keys_at, done, obs_st, state_st, params)
+        if self.compacted:
+            obs, state = self._reset_done(keys_at, done, obs_st, state_st, params)
+        else:
+            obs_re, state_re = jax.vmap(self.env.reset_env, in_axes=(0, None))(child_keys(keys_at(None), 1), params)
+            select = lambda r, s: jnp.where(jnp.reshape(done, done.shape + (1,) * (s.ndim - 1)), r, s)  # noqa: E731
+            obs, state = jax.tree.map(select, obs_re, obs_st), jax.tree.map(select, state_re, state_st)
         info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st}
         return obs, state, reward, terminated, truncated, info
 
@@ -226,22 +233,22 @@ def _as_key_like(words: jax.Array, like: jax.Array) -> jax.Array:
 
 def _hash(words: jax.Array, counter: jax.Array) -> jax.Array:
     """``[M, 2]`` uint32: threefry2x32 of the 64-bit counters ``(0, counter)`` under the keys ``words``."""
-    from jax.extend.random import threefry2x32_p
-
     counter = jnp.asarray(counter, jnp.uint32)
     shape = jnp.broadcast_shapes(words.shape[:-1], counter.shape)
     k1, k2 = (jnp.broadcast_to(words[..., i], shape) for i in (0, 1))
-    counter = jnp.broadcast_to(counter, shape)
-    bits1, bits2 = threefry2x32_p.bind(k1, k2, jnp.zeros(shape, jnp.uint32), counter)
+    bits1, bits2 = generators.threefry2x32(k1, k2, jnp.zeros(shape, jnp.uint32), jnp.broadcast_to(counter, shape))
     return jnp.stack([bits1, bits2], axis=-1)
 
 
-def env_keys(key: jax.Array, num: int, idx: jax.Array) -> jax.Array:
-    """``jax.random.split(key, num)[idx]`` (``idx`` ``[M]`` int32 in ``0 .. num-1``), hashing only
-    the ``M`` keys asked for. Bitwise equal to the split (tested)."""
+def env_keys(key: jax.Array, num: int, idx: jax.Array | None = None) -> jax.Array:
+    """``jax.random.split(key, num)[idx]`` (``idx`` ``[M]`` int32 in ``0 .. num-1``; None: all),
+    hashing only the ``M`` keys asked for. Bitwise equal to the split (tested)."""
     words = _threefry_words(key)
     if words is None:
-        return jax.random.split(key, num)[idx]
+        keys = jax.random.split(key, num)
+        return keys if idx is None else keys[idx]
+    if idx is None:
+        idx = jnp.arange(num, dtype=jnp.int32)
     return _as_key_like(_hash(words, idx.astype(jnp.uint32)), key)
 
 

@@ -217,4 +217,27 @@ def test_view_table__equals_the_window_slice_from_every_cell(env_id, view_size):
     table = jax.vmap(lambda p: observations.encode("view", p, *args, shared_layout=True))(cells)
     assert window.shape == (cells.shape[0], view_size, view_size, 4)
     assert_bitwise(table, window)
-    assert float(window[..., 0].sum()) > 0  # walls (or the edge) are in view somewhere
+    assert view_size == 1 or float(window[..., 0].sum()) > 0  # walls (or the edge) in view somewhere
+
+
+def test_place_start_and_goal__uniform_over_distinct_floor_cells():
+    # Results version 2 draws goal and start as ranks among the floor cells (one threefry draw):
+    # each of the F floor cells is the goal with probability 1/F, and the start is uniform on the rest.
+    from scipy import stats
+
+    from jaxgrid import generators
+    from jaxgrid.types import FLOOR, GOAL
+
+    _, params = jaxgrid.make("FourRooms-v0")
+    base = params.cell_kind
+    floor = np.flatnonzero(np.asarray(base) != 1)  # 1 = WALL; the template's goal cell counts as floor
+    keys = jax.random.split(jax.random.PRNGKey(0), 52_000)
+    kinds, start = jax.jit(jax.vmap(lambda k: generators.place_start_and_goal(k, base)))(keys)
+    kinds, start = np.asarray(kinds), np.asarray(start)
+    goal = (kinds == GOAL).argmax(axis=1)
+    assert np.all((kinds == GOAL).sum(axis=1) == 1) and np.all(goal != start)
+    assert np.all(kinds[np.arange(len(goal)), start] == FLOOR)
+    for cells in (goal, start):
+        counts = np.bincount(cells, minlength=base.shape[0])[floor]
+        assert counts.min() > 0 and counts.sum() == len(keys)
+        assert stats.chisquare(counts).pvalue > 1e-4
