@@ -182,10 +182,14 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
         label = jnp.where(label == lv, lu, label)
         return label, order, joined.at[i].set(lu != lv)
 
+    # NOTE: the initial carry is made to depend on the draw (a zero derived from it), so it varies
+    # over a mesh axis wherever the key does: inside shard_map a loop whose carry starts invariant
+    # but comes back varying does not type-check.
+    zero = seed[0] & jnp.uint32(0)
     init = (
-        jnp.arange(num_rooms, dtype=room_dtype),
-        jnp.arange(num_edges, dtype=edge_dtype),
-        jnp.zeros((num_edges,), jnp.bool_),
+        jnp.arange(num_rooms, dtype=room_dtype) + zero.astype(room_dtype),
+        jnp.arange(num_edges, dtype=edge_dtype) + zero.astype(edge_dtype),
+        jnp.zeros((num_edges,), jnp.bool_) | (zero > 0),
     )
     _, order, joined = jax.lax.fori_loop(0, num_edges, add_edge, init)
     opened = jnp.zeros((num_edges,), jnp.bool_).at[order].set(joined)  # [E] by edge

@@ -170,11 +170,14 @@ class VecEnv:
         n, k = self.num_envs, self.reset_capacity
         rank = jnp.cumsum(done, dtype=jnp.int32) - 1  # [N] place of each done env among the done
         count = rank[-1] + 1
+        # [N + K] the done envs' indices in order, then n (no env: dropped by the scatters below).
+        order = jnp.full((n + k,), n, jnp.int32).at[jnp.where(done, rank, n + k)].set(
+            jnp.arange(n, dtype=jnp.int32), mode="drop"
+        )
 
         def reset_round(first: jax.Array, obs: Any, state: Any) -> tuple[Any, Any]:
-            # The done envs of rank first .. first+K-1 into K slots; empty slots hold n (dropped).
-            slot = jnp.where(done & (rank >= first) & (rank < first + k), rank - first, k)
-            idx = jnp.full((k,), n, jnp.int32).at[slot].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+            # The done envs of rank first .. first+K-1; slots past the last done env hold n.
+            idx = jax.lax.dynamic_slice(order, (first,), (k,))
             keys = child_keys(keys_at(jnp.minimum(idx, n - 1)), 1)
             obs_re, state_re = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys, params)
             put = lambda full, part: full.at[idx].set(part, mode="drop")  # noqa: E731
