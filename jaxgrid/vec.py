@@ -33,11 +33,10 @@ from jaxgrid.env import GridWorld
 from jaxgrid.procedural import ProceduralGridWorld
 
 # Default reset capacity of a procedural env: this fraction of the batch, at least MIN_CAPACITY.
-# Measured with bench/env_throughput.py's maze rows (Maze-9x9-v0, FourRoomsRandom-v0, random
-# actions, 4,096 and 65,536 envs, 2-core CPU): N/16 to N/64 were within noise of each other and
-# 1.5-2x faster than N/4; see the README's benchmark section.
+# Measured beside N/128 and N/8 by bench/peers.py's capacity rows (Maze-9x9-v0, FourRoomsRandom-v0,
+# random actions, 4,096 and 65,536 envs); the README's peers section quotes the run.
 DEFAULT_CAPACITY_FRACTION = 1 / 32
-MIN_CAPACITY = 16
+MIN_CAPACITY = 4
 
 
 def default_reset_capacity(env: environment.Environment, num_envs: int) -> int:
