@@ -4,8 +4,10 @@
     python bench/env_throughput.py --quick    # smoke run, well under a minute
 
 Implementations (one line each in the plot, per env):
-- ``jaxgrid scan``: ``jit`` of ``lax.scan`` over ``vmap(env.step)``, actions sampled before the clock
-  (the env's own cost). Every output (obs, reward, terminated, truncated, final observation) feeds a
+- ``jaxgrid scan``: ``jit`` of ``lax.scan`` over ``jaxgrid.VecEnv.step`` (bitwise ``vmap(env.step)``,
+  resets computed only for the envs that ended), actions sampled before the clock (the env's own cost).
+- ``jaxgrid vmap`` (maze): the same over plain ``vmap(env.step)``, which computes a new maze for
+  every env on every step (the auto-reset select): what ``VecEnv`` saves. Every output (obs, reward, terminated, truncated, final observation) feeds a
   checksum in the carry, so XLA cannot drop any of it as dead code.
 - ``jaxgrid scan+rand``: the same with random actions drawn inside the program, as a user runs it.
 - ``jaxgrid 2dev``: ``jaxgrid scan`` with the env batch sharded over 2 host devices
@@ -49,7 +51,8 @@ ASYNC_MAX_ENVS = 16  # AsyncVectorEnv: one process per env; more than a handful 
 # ------------------------------------------------------------------------------------------------
 # JAX builders: each returns (fn, args); the caller jits, compiles (timed apart) and times fn(*args).
 def build_gymnax_scan(
-    env, params, num_envs: int, num_steps: int, random_actions: bool, sharding=None, unroll: int = 1
+    env, params, num_envs: int, num_steps: int, random_actions: bool, sharding=None, unroll: int = 1,
+    vec: bool = True,
 ) -> tuple[Callable, tuple]:
     """``num_steps`` steps of ``num_envs`` envs of any gymnax-API env in one ``lax.scan``.
 
@@ -58,9 +61,21 @@ def build_gymnax_scan(
         random_actions: draw actions inside the program (else they are an input, made beforehand).
         sharding: a ``NamedSharding`` over the env axis, or None for one device.
         unroll: ``lax.scan``'s ``unroll`` (steps per loop iteration).
+        vec: step through ``jaxgrid.VecEnv`` (resets only for the envs that ended; bitwise the
+            same results), else ``vmap(env.step)`` over ``split(key, num_envs)``.
     """
     import jax
     import jax.numpy as jnp
+
+    import jaxgrid
+
+    venv = jaxgrid.VecEnv(env, num_envs)
+    if vec:
+        step_batch = venv.step
+    else:
+        def step_batch(key, state, action, params):
+            keys = jax.random.split(key, num_envs)
+            return jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
 
     key_reset, key_actions, key_run = jax.random.split(jax.random.PRNGKey(0), 3)
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_envs), params)
@@ -85,10 +100,7 @@ def build_gymnax_scan(
             key, key_step, key_action = jax.random.split(key, 3)
             if random_actions:
                 action = constrain(jax.random.randint(key_action, (num_envs,), 0, num_actions))
-            step_keys = jax.random.split(key_step, num_envs)
-            obs, state, reward, terminated, truncated, info = jax.vmap(
-                env.step, in_axes=(0, 0, 0, None)
-            )(step_keys, state, action, params)
+            obs, state, reward, terminated, truncated, info = step_batch(key_step, state, action, params)
             acc = constrain(acc + checksum(obs, reward, terminated, truncated, info))
             return (state, acc, key), None
 
@@ -107,11 +119,11 @@ def jax_num_steps(num_envs: int, budget: int, min_steps: int = 64) -> int:
 
 def measure_jax(
     env, params, num_envs: int, random_actions: bool, args, sharding=None, budget: int | None = None,
-    min_steps: int = 64, repeats: int | None = None,
+    min_steps: int = 64, repeats: int | None = None, vec: bool = True,
 ) -> dict[str, Any]:
     num_steps = jax_num_steps(num_envs, args.jax_budget if budget is None else budget, min_steps)
     fn, inputs = build_gymnax_scan(
-        env, params, num_envs, num_steps, random_actions, sharding, unroll=getattr(args, "unroll", 1)
+        env, params, num_envs, num_steps, random_actions, sharding, unroll=getattr(args, "unroll", 1), vec=vec
     )
     timing = harness.time_jax(fn, inputs, args.repeats if repeats is None else repeats)
     return result_row(num_envs, num_steps, timing)
@@ -341,13 +353,15 @@ def run_maze(runner: Runner, sizes) -> None:
 
     args = runner.args
     env, params = jaxgrid.make(MAZE_ID)
-    # The maze draws a new layout at every reset, and the auto-reset computes a reset at every step
-    # (see the README's notes), so it runs ~1000x slower than GridWorld: short scans, 3 repeats.
-    kw = dict(budget=args.jax_budget // 1024, min_steps=16, repeats=min(3, args.repeats))
+    # The maze draws a new layout at every reset: VecEnv computes it only for the envs that ended,
+    # vmap(env.step) for every env on every step (~100x GridWorld's cost): short scans, 3 repeats.
+    kw = dict(budget=args.jax_budget // 256, min_steps=16, repeats=min(3, args.repeats))
     for n in sizes[:1] if args.quick else sizes:
         runner.attempt(MAZE_ID, "jaxgrid scan", n, lambda: measure_jax(env, params, n, False, args, **kw))
         if not args.quick:
             runner.attempt(MAZE_ID, "jaxgrid scan+rand", n, lambda: measure_jax(env, params, n, True, args, **kw))
+            slow = dict(kw, budget=args.jax_budget // 1024)
+            runner.attempt(MAZE_ID, "jaxgrid vmap", n, lambda: measure_jax(env, params, n, False, args, vec=False, **slow))
 
 
 def run_cartpole(runner: Runner, sizes) -> None:
@@ -443,6 +457,7 @@ def compute_ratios(rows, largest: int) -> dict[str, Any]:
 STYLES = {
     "jaxgrid scan": dict(color="C0", marker="o"),
     "jaxgrid scan+rand": dict(color="C0", marker="o", linestyle="--"),
+    "jaxgrid vmap": dict(color="C7", marker="o", linestyle=":"),
     "jaxgrid scan 2dev": dict(color="C9", marker="D"),
     "jaxgrid gym adapter": dict(color="C4", marker="*"),
     "jaxgrid make_vec": dict(color="C4", marker="v"),

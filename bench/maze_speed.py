@@ -3,11 +3,12 @@
     python bench/maze_speed.py                       # against HEAD's generator, 256 and 4096 envs
     python bench/maze_speed.py --rev 2ea96f4 --num-envs 256 4096 --repeats 5
 
-A maze env generates a maze in every step of every env (auto-reset is a ``jnp.where`` under
-``vmap``), so the generator sets the step rate. Both envs are built side by side in one process
+Through ``jaxgrid.VecEnv`` a maze is generated only for the envs whose episode ended; with
+``--vmap``, ``vmap(env.step)`` generates one in every step of every env (auto-reset is a
+``jnp.where`` under ``vmap``), so the generator sets the step rate. Both envs are built side by side in one process
 from the same template, differing only in ``generators.generate_maze``; the old one is the module
 ``jaxgrid/generators.py`` as it is at ``--rev`` (``git show``). Each timed call is ``jit`` of a
-``lax.scan`` of ``--steps`` steps of ``vmap(env.step)`` with actions made before the clock; compile
+``lax.scan`` of ``--steps`` steps (``VecEnv.step``, or ``vmap(env.step)``) with actions made before the clock; compile
 time is reported apart; the calls of the two versions alternate and the median is quoted.
 """
 
@@ -56,9 +57,11 @@ def make_maze_env(size: int, generate_maze: Callable) -> tuple[procedural.Proced
     return env, params
 
 
-def build_rollout(env, params, num_envs: int, num_steps: int) -> tuple[Callable, tuple]:
-    """``(fn, args)``: ``num_steps`` auto-resetting steps of ``num_envs`` envs in one ``lax.scan``;
+def build_rollout(env, params, num_envs: int, num_steps: int, vmap: bool = False) -> tuple[Callable, tuple]:
+    """``(fn, args)``: ``num_steps`` auto-resetting steps of ``num_envs`` envs in one ``lax.scan``
+    through ``jaxgrid.VecEnv`` (``vmap=True``: plain ``vmap(env.step)``, a maze per env per step);
     every output feeds a checksum so none of it is dead code."""
+    venv = jaxgrid.VecEnv(env, num_envs)
     key_reset, key_actions, key_run = jax.random.split(jax.random.PRNGKey(0), 3)
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_envs), params)
     actions = jax.random.randint(key_actions, (num_steps, num_envs), 0, env.num_actions, dtype=jnp.int32)
@@ -67,9 +70,12 @@ def build_rollout(env, params, num_envs: int, num_steps: int) -> tuple[Callable,
         def one_step(carry, action):
             state, key, total = carry
             key, key_step = jax.random.split(key)
-            obs, state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(key_step, num_envs), state, action, params
-            )
+            if vmap:
+                obs, state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                    jax.random.split(key_step, num_envs), state, action, params
+                )
+            else:
+                obs, state, reward, terminated, truncated, _ = venv.step(key_step, state, action, params)
             total = total + obs.reshape(num_envs, -1).sum(axis=1) + reward + terminated + truncated
             return (state, key, total), None
 
@@ -102,6 +108,7 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, nargs="+", default=[256, 4096])
     parser.add_argument("--steps", type=int, default=16, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--vmap", action="store_true", help="time vmap(env.step) (a maze per env per step), not VecEnv")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "maze_speed.json")
     args = parser.parse_args()
 
@@ -112,8 +119,8 @@ def main() -> None:
     for env_id, size in MAZES.items():
         for num_envs in args.num_envs:
             calls = {
-                f"old ({args.rev})": build_rollout(*make_maze_env(size, old.generate_maze), num_envs, args.steps),
-                "new": build_rollout(*make_maze_env(size, generators.generate_maze), num_envs, args.steps),
+                f"old ({args.rev})": build_rollout(*make_maze_env(size, old.generate_maze), num_envs, args.steps, args.vmap),
+                "new": build_rollout(*make_maze_env(size, generators.generate_maze), num_envs, args.steps, args.vmap),
             }
             result = time_side_by_side(calls, args.repeats)
             rate = {name: num_envs * args.steps / r["median_s"] for name, r in result.items()}

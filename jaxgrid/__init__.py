@@ -16,6 +16,7 @@ from jaxgrid.optimal import OptimalReturn, is_deterministic, optimal_return
 from jaxgrid.registry import check_make, make, parse_overrides, register, registered_ids
 from jaxgrid.replay import Episode, episode_frames, replay_episode
 from jaxgrid.types import GridParams, GridState, SlipperyGridParams
+from jaxgrid.vec import VecEnv, default_reset_capacity
 
 __all__ = [
     "Episode",
@@ -25,7 +26,9 @@ __all__ = [
     "Layout",
     "OptimalReturn",
     "SlipperyGridParams",
+    "VecEnv",
     "check_make",
+    "default_reset_capacity",
     "episode_frames",
     "is_deterministic",
     "make",

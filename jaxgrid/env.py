@@ -22,7 +22,7 @@ from jax.experimental import checkify
 
 from jaxgrid.gymnax_base import environment, spaces
 
-from jaxgrid import observations
+from jaxgrid import generators, observations
 from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
 from jaxgrid.types import (
     GOAL,
@@ -346,9 +346,12 @@ class GridWorld(environment.Environment[GridState, GridParams]):
     def _step_body(self, key, state, action, params):
         if params is None:
             params = self.default_params
+        # NOTE: jaxgrid.VecEnv rebuilds this auto-reset from the two pieces (``step_without_reset``
+        # with key_step, ``reset_env`` with key_reset) for only the envs that ended, bitwise.
         key_step, key_reset = jax.random.split(key)
-        obs_st, state_st, reward, terminated, info = self.step_env(key_step, state, action, params)
-        truncated = (state_st.time >= params.max_steps_in_episode) & ~terminated
+        obs_st, state_st, reward, terminated, truncated, info = self.step_without_reset(
+            key_step, state, action, params
+        )
         done = terminated | truncated
         obs_re, state_re = self.reset_env(key_reset, params)
         state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_re, state_st)
@@ -363,6 +366,15 @@ class GridWorld(environment.Environment[GridState, GridParams]):
     def _checked_step(self, key, state, action, params):
         return checkify.checkify(self._step_body)(key, state, action, params)
 
+    def step_without_reset(
+        self, key: jax.Array, state: GridState, action: int | jax.Array, params: GridParams
+    ) -> tuple[jax.Array, GridState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """``step`` before its auto-reset: ``(obs, state, reward, terminated, truncated, info)`` of
+        the true next state (``key`` is ``step``'s ``key_step``, the first half of its split)."""
+        obs, state, reward, terminated, info = self.step_env(key, state, action, params)
+        truncated = (state.time >= params.max_steps_in_episode) & ~terminated
+        return obs, state, reward, terminated, truncated, info
+
     def step_env(
         self, key: jax.Array, state: GridState, action: int | jax.Array, params: GridParams
     ) -> tuple[jax.Array, GridState, jax.Array, jax.Array, dict[str, Any]]:
@@ -374,9 +386,13 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         # it instead); with action and cell in range, the table gathers skip bounds handling.
         action = self.action_index(action)
         if self.slippery:
-            key_slip, key_side = jax.random.split(key)
-            slip = jax.random.uniform(key_slip) < params.slip_prob
-            turn = jnp.where(jax.random.bernoulli(key_side), 1, 3)  # +1: clockwise, +3: counter
+            # One 32-bit draw per step (results version 2): its top 23 bits are the slip uniform
+            # (jax.random.uniform's resolution), its lowest bit the side. Version 1 split the key
+            # and drew uniform + bernoulli: four threefry hashes per env step where this is one.
+            bits = generators.key_bits(key)  # = jax.random.bits(key, (), uint32)
+            uniform = (bits >> 9).astype(jnp.float32) * jnp.float32(2.0**-23)
+            slip = uniform < params.slip_prob
+            turn = jnp.where((bits & 1) == 1, 1, 3)  # +1: clockwise, +3: counter
             action = jnp.where(slip, (action + turn) % 4, action)
         pos, kind = self.move(state, action, params)
         at_goal, in_lava = kind == GOAL, kind == LAVA
@@ -466,7 +482,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
             params = self.default_params
         return observations.encode(
             self.obs_encoding, state.pos, self.cell_kinds(state, params), self.height, self.width,
-            self.view_size,
+            self.view_size, shared_layout=type(self).cell_kinds is GridWorld.cell_kinds,
         )
 
     def render(

@@ -77,6 +77,49 @@ def hash_draw(seed: jax.Array, counter: jax.Array) -> jax.Array:
     return mix_bits(mix_bits(counter * jnp.uint32(0x9E3779B9) + seed[0]) ^ seed[1])
 
 
+# Threefry-2x32 with 20 rounds (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011;
+# the Random123 constants): rotation distances of the eight rounds that repeat, and the key-schedule parity.
+THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+THREEFRY_PARITY = 0x1BD11BDA
+
+
+def threefry2x32(
+    key1: jax.Array, key2: jax.Array, count1: jax.Array, count2: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Threefry-2x32 of the counters ``(count1, count2)`` under the key ``(key1, key2)`` (uint32,
+    broadcast together): bitwise ``jax``'s ``threefry2x32`` primitive, the hash behind
+    ``jax.random`` (tested against it).
+
+    NOTE: written out round by round, so XLA fuses it into the surrounding elementwise code. JAX
+    lowers its primitive on CPU as a 5-step loop over whole arrays (each step a kernel that reads
+    and writes them), which made the per-env key derivation the largest cost of a slippery step.
+    """
+    u32 = lambda x: jnp.asarray(x, jnp.uint32)  # noqa: E731
+    keys = (u32(key1), u32(key2), u32(key1) ^ u32(key2) ^ jnp.uint32(THREEFRY_PARITY))
+    x0, x1 = u32(count1) + keys[0], u32(count2) + keys[1]
+    for block in range(5):
+        for r in THREEFRY_ROTATIONS[block % 2]:
+            x0 = x0 + x1
+            x1 = ((x1 << jnp.uint32(r)) | (x1 >> jnp.uint32(32 - r))) ^ x0
+        x0 = x0 + keys[(block + 1) % 3]
+        x1 = x1 + keys[(block + 2) % 3] + jnp.uint32(block + 1)
+    return x0, x1
+
+
+def key_bits(key: jax.Array) -> jax.Array:
+    """``jax.random.bits(key, (), jnp.uint32)`` of a raw or typed threefry key, through the fused
+    ``threefry2x32`` (bitwise the same with ``jax_threefry_partitionable``, jax's default; otherwise,
+    or for another PRNG, ``jax.random.bits`` itself)."""
+    if jax.config.jax_threefry_partitionable:
+        words = key
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            words = jax.random.key_data(key) if str(jax.random.key_impl(key)) == "threefry2x32" else None
+        if words is not None and words.dtype == jnp.uint32 and words.shape == (2,):
+            bits1, bits2 = threefry2x32(words[0], words[1], jnp.uint32(0), jnp.uint32(0))
+            return bits1 ^ bits2
+    return jax.random.bits(key, (), jnp.uint32)
+
+
 def uniform_below(bits: jax.Array, n: jax.Array) -> jax.Array:
     """``floor(bits * n / 2**32)``: uint32 words mapped to ``0 .. n - 1``, for ``1 <= n <= 2**16``.
 
@@ -139,10 +182,14 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
         label = jnp.where(label == lv, lu, label)
         return label, order, joined.at[i].set(lu != lv)
 
+    # NOTE: the initial carry is made to depend on the draw (a zero derived from it), so it varies
+    # over a mesh axis wherever the key does: inside shard_map a loop whose carry starts invariant
+    # but comes back varying does not type-check.
+    zero = seed[0] & jnp.uint32(0)
     init = (
-        jnp.arange(num_rooms, dtype=room_dtype),
-        jnp.arange(num_edges, dtype=edge_dtype),
-        jnp.zeros((num_edges,), jnp.bool_),
+        jnp.arange(num_rooms, dtype=room_dtype) + zero.astype(room_dtype),
+        jnp.arange(num_edges, dtype=edge_dtype) + zero.astype(edge_dtype),
+        jnp.zeros((num_edges,), jnp.bool_) | (zero > 0),
     )
     _, order, joined = jax.lax.fori_loop(0, num_edges, add_edge, init)
     opened = jnp.zeros((num_edges,), jnp.bool_).at[order].set(joined)  # [E] by edge
@@ -163,17 +210,27 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
 def place_start_and_goal(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Array, jax.Array]:
     """A fixed wall layout with a goal and a start drawn uniformly from distinct floor cells.
 
+    One threefry draw of two words (results version 2): the goal is floor cell number
+    ``uniform_below(word0, F)`` of the ``F`` floor cells in row-major order, the start floor cell
+    number ``uniform_below(word1, F - 1)`` of the others. Version 1 drew two ``categorical``s (a
+    Gumbel draw with two logs for every cell), ~20x the cost per reset.
+
     Args:
         key: PRNG key.
-        base_kind: [H*W] int8 walls and floor (any GOAL cells in it count as floor).
+        base_kind: [H*W] int8 walls and floor (any GOAL cells in it count as floor); at least
+            two floor cells.
 
     Returns:
         cell_kind: [H*W] int8 with exactly one GOAL; start: () int32, a floor cell != goal.
     """
-    key_goal, key_start = jax.random.split(key)
     base = jnp.where(base_kind == GOAL, jnp.int8(FLOOR), base_kind).astype(jnp.int8)
     floor = base == FLOOR
-    goal = jax.random.categorical(key_goal, jnp.where(floor, 0.0, -jnp.inf)).astype(jnp.int32)
-    cells = jnp.arange(base.shape[0], dtype=jnp.int32)
-    start = jax.random.categorical(key_start, jnp.where(floor & (cells != goal), 0.0, -jnp.inf))
-    return base.at[goal].set(jnp.int8(GOAL)), start.astype(jnp.int32)
+    rank = jnp.cumsum(floor, dtype=jnp.int32) - 1  # [H*W] place of each floor cell among the floor
+    num_floor = rank[-1] + 1
+    words = jax.random.bits(key, (2,), jnp.uint32)
+    goal_rank = uniform_below(words[0], num_floor).astype(jnp.int32)
+    start_rank = uniform_below(words[1], num_floor - 1).astype(jnp.int32)
+    start_rank = start_rank + (start_rank >= goal_rank)  # skip the goal
+    goal = jnp.argmax(floor & (rank == goal_rank)).astype(jnp.int32)
+    start = jnp.argmax(floor & (rank == start_rank)).astype(jnp.int32)
+    return base.at[goal].set(jnp.int8(GOAL)), start

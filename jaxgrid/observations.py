@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
 from jaxgrid.gymnax_base import spaces
 
 from jaxgrid.types import GOAL, LAVA, WALL
@@ -60,10 +62,48 @@ def grid_channels(pos: jax.Array, cell_kind: jax.Array, height: int, width: int)
     return jnp.stack([kinds == WALL, kinds == GOAL, kinds == LAVA, agent], axis=-1).astype(jnp.float32)
 
 
+def view_cells(height: int, width: int, view_size: int) -> np.ndarray:
+    """[H*W, k, k] int32: for each agent cell, the cell under each view position, or ``H*W``
+    where the view reaches past the grid (read as a wall)."""
+    half = view_size // 2
+    offsets = np.arange(view_size) - half
+    rows = np.arange(height)[:, None, None, None] + offsets[None, None, :, None]
+    cols = np.arange(width)[None, :, None, None] + offsets[None, None, None, :]
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    cells = np.where(inside, rows * width + cols, height * width)
+    return cells.reshape(height * width, view_size, view_size).astype(np.int32)
+
+
+def view_channels(patch: jax.Array) -> jax.Array:
+    """[..., k, k, 4] float32 (wall, goal, lava, agent at the centre) of [..., k, k] cell kinds."""
+    k = patch.shape[-1]
+    centre = (jnp.arange(k)[:, None] == k // 2) & (jnp.arange(k)[None, :] == k // 2)
+    centre = jnp.broadcast_to(centre, patch.shape)
+    return jnp.stack([patch == WALL, patch == GOAL, patch == LAVA, centre], axis=-1).astype(jnp.float32)
+
+
+def view_table(cell_kind: jax.Array, height: int, width: int, view_size: int) -> jax.Array:
+    """[H*W, k, k, 4] float32: the ``view`` observation from every agent cell of one layout.
+
+    NOTE: for a layout shared by a batch (fixed-layout envs: the layout is in the unbatched params)
+    the table is built once per step (XLA hoists it out of a scan) and each env's observation is
+    one row gather: ~3.7x the per-env window slice (a gather per env) at 4,096 envs on CPU.
+    """
+    padded = jnp.concatenate([cell_kind, jnp.full((1,), WALL, cell_kind.dtype)])
+    return view_channels(padded[jnp.asarray(view_cells(height, width, view_size))])
+
+
 def encode(
-    obs: str, pos: jax.Array, cell_kind: jax.Array, height: int, width: int, view_size: int
+    obs: str, pos: jax.Array, cell_kind: jax.Array, height: int, width: int, view_size: int,
+    shared_layout: bool = False,
 ) -> jax.Array:
-    """Encodes the agent cell ``pos`` (() int32) in the layout ``cell_kind`` ([H*W] int8)."""
+    """Encodes the agent cell ``pos`` (() int32) in the layout ``cell_kind`` ([H*W] int8).
+
+    ``shared_layout``: ``cell_kind`` is the same for every env of a batch (it is not batched under
+    ``vmap``), so the ``view`` can be read from a table of every cell's view; the same values.
+    """
+    if obs == "view" and shared_layout:
+        return view_table(cell_kind, height, width, view_size).at[pos].get(mode="promise_in_bounds")
     if obs == "index":
         return pos.astype(jnp.int32)
     if obs == "onehot":
@@ -76,11 +116,7 @@ def encode(
         half = view_size // 2
         kinds = jnp.pad(cell_kind.reshape(height, width), half, constant_values=WALL)
         row, col = pos // width, pos % width
-        patch = jax.lax.dynamic_slice(kinds, (row, col), (view_size, view_size))
-        centre = (jnp.arange(view_size)[:, None] == half) & (jnp.arange(view_size)[None, :] == half)
-        return jnp.stack([patch == WALL, patch == GOAL, patch == LAVA, centre], axis=-1).astype(
-            jnp.float32
-        )
+        return view_channels(jax.lax.dynamic_slice(kinds, (row, col), (view_size, view_size)))
     raise ValueError(f"unknown observation encoding {obs!r}; valid choices: {', '.join(ENCODINGS)}")
 
 

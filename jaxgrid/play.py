@@ -60,6 +60,20 @@ def format_obs(obs: Any, max_chars: int = 48) -> str:
     return text[:max_chars]
 
 
+def vec_step_one(env) -> Any:
+    """``env.step`` of one env through ``jaxgrid.VecEnv`` (a batch of one; bitwise ``env.step``)."""
+    from jaxgrid.vec import VecEnv  # local import: vec imports the env modules
+
+    vec = VecEnv(env, 1)
+
+    def step(key, state, action, params):
+        batch = lambda x: jnp.asarray(x)[None]  # noqa: E731
+        out = vec.step_each(batch(key), jax.tree.map(batch, state), batch(action), params)
+        return jax.tree.map(lambda x: x[0], out)
+
+    return step
+
+
 class PlaySession:
     """An env being played: state, episode return, step count and the log of every step.
 
@@ -73,7 +87,7 @@ class PlaySession:
         self.env_id = env_id
         self.env, self.params = registry.make(env_id, **make_kwargs)
         self._reset = jax.jit(self.env.reset)
-        self._step = jax.jit(self.env.step)
+        self._step = jax.jit(vec_step_one(self.env))
         self._key = jax.random.PRNGKey(seed)
         self.log: list[StepRecord] = []
         self.episode = 0

@@ -39,7 +39,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnax.environments import spaces
+from jaxgrid.gymnax_base import spaces
 
 from jaxgrid import observations
 from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout

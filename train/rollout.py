@@ -1,4 +1,4 @@
-"""Collecting rollouts from vmapped gymnax envs, and greedy evaluation episodes."""
+"""Collecting rollouts from batched gymnax envs (``jaxgrid.VecEnv``), and greedy evaluation episodes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxgrid import VecEnv
 from train import networks
 
 # apply_fn(params, obs [B, ...]) -> (policy_out [B, A], value [B])
@@ -103,8 +104,8 @@ def env_action(spec: EnvSpec, action: jax.Array) -> jax.Array:
 
 def reset_envs(keys: jax.Array, spec: EnvSpec) -> EnvCarry:
     """Resets one env per key (``keys`` ``[N]``)."""
-    obs, env_state = jax.vmap(spec.env.reset, in_axes=(0, None))(keys, spec.env_params)
     num_envs = keys.shape[0]
+    obs, env_state = vec_env(spec, num_envs).reset_each(keys, spec.env_params)
     return EnvCarry(
         env_state=env_state,
         obs=obs,
@@ -113,10 +114,17 @@ def reset_envs(keys: jax.Array, spec: EnvSpec) -> EnvCarry:
     )
 
 
+def vec_env(spec: EnvSpec, num_envs: int) -> VecEnv:
+    """The batched env the rollout steps: ``jaxgrid.VecEnv``, bitwise ``vmap(env.step)`` but with
+    a reset computed only for the envs whose episode ended (procedural envs)."""
+    return VecEnv(spec.env, num_envs)
+
+
 def _step_envs(keys: jax.Array, spec: EnvSpec, carry: EnvCarry, action: jax.Array):
-    obs, env_state, reward, terminated, truncated, info = jax.vmap(
-        spec.env.step, in_axes=(0, 0, 0, None)
-    )(keys, carry.env_state, env_action(spec, action), spec.env_params)
+    """One step of every env with its own key (``keys`` ``[N]``)."""
+    obs, env_state, reward, terminated, truncated, info = vec_env(spec, keys.shape[0]).step_each(
+        keys, carry.env_state, env_action(spec, action), spec.env_params
+    )
     reward = reward.astype(jnp.float32)
     done = jnp.logical_or(terminated, truncated)
     return obs, env_state, reward, terminated, done, info["final_observation"]
