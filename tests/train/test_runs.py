@@ -178,3 +178,27 @@ def custom_calls(hlo_text: str) -> set[str]:
     import re
 
     return set(re.findall(r'custom_call_target="([^"]+)"', hlo_text))
+
+
+def test_run_seconds_exclude_compiling_a_chunk(tmp_path, monkeypatch):
+    """A chunk program is compiled on first use; that time is compile time, not run time (it was
+    once timed as running, which made a run directory's env steps/s several times too low)."""
+    from train import runs
+
+    build = runs._build_program
+
+    def slow_to_compile(*args, **kwargs):
+        program = build(*args, **kwargs)
+        make = program.make_run_updates
+
+        def make_slowly(n):
+            time.sleep(1.5)
+            return make(n)
+
+        program.make_run_updates = make_slowly
+        return program
+
+    monkeypatch.setattr(runs, "_build_program", slow_to_compile)
+    result, _ = train_in_run_dir(TINY, out=tmp_path, name="timed", checkpoint_every=4)  # chunks of 4 and 2
+    assert result.compile_seconds >= 3.0  # two chunk sizes, each 1.5 s to "compile"
+    assert result.run_seconds < 1.5
