@@ -32,9 +32,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.flatten_util import ravel_pytree
 
 from train import networks
-from train.losses import LossInfo, ppo_loss_terms
+from train.gae import compute_gae
+from train.losses import LossInfo, normalize_advantages, ppo_loss_terms
+from train.ppo import (
+    LOCAL_ENVS, learning_rate_at, next_runner, pack_batch, permutations_from_bits, update_metrics,
+)
+from train.types import RunnerState, stack_fields, unstack_fields
 from train.rollout import EnvCarry, EnvSpec, EpisodeStats, env_action, reset_envs
 
 # apply_fn(params, hidden [B, H], obs [K, B, ...], episode_start [K, B])
@@ -572,3 +578,180 @@ def make_recurrent_update(
         return RecurrentRunner(params=params, opt_state=opt_state, carry=carry, key=key), metrics
 
     return init, update
+
+
+# --------------------------------------------------------------------------------------------
+# The trainer's recurrent policy (``PPOConfig.rnn_hidden_size > 0``): per-run init, update and
+# evaluation with ``train.ppo``'s signatures, which ``ppo.make_train`` dispatches to
+# --------------------------------------------------------------------------------------------
+def make_network(setup: Any) -> RecurrentActorCritic:
+    """The ``RecurrentActorCritic`` of ``setup`` (a ``train.setup.TrainSetup`` whose config has
+    ``rnn_hidden_size > 0``): the feedforward network's encoder, towers and activation."""
+    config, spec = setup.config, setup.spec
+    return RecurrentActorCritic(
+        action_dim=spec.action_dim,
+        discrete_actions=spec.discrete_actions,
+        obs_kind=spec.obs_kind,
+        rnn_hidden_size=config.rnn_hidden_size,
+        num_obs_categories=spec.num_obs_categories,
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+    )
+
+
+def policy_functions(setup: Any, placement: Any) -> tuple[Callable, Callable, Callable]:
+    """``(init(key, setup), update(runner, hp, setup, envs), evaluate(runner, setup))`` of the
+    recurrent policy: what ``ppo.make_train`` uses instead of ``ppo.init_runner_state``,
+    ``ppo.update_step`` and ``ppo.evaluate`` when ``rnn_hidden_size > 0``.
+
+    Raises:
+        ValueError: env-parallel over a device count that does not divide a minibatch's env
+            sequences (``check_env_split``), before anything is traced.
+    """
+    if placement.env_parallel:
+        check_env_split(setup.config, placement.num_devices)
+    net = make_network(setup)
+    return (
+        lambda key, setup: init_runner(key, setup, net),
+        lambda runner, hp, setup, envs: update_step(runner, hp, setup, net, envs),
+        lambda runner, setup: evaluate(runner, setup, net),
+    )
+
+
+def check_env_split(config: Any, num_shards: int) -> None:
+    """Env-parallel training with a recurrent policy splits every minibatch's sequences
+    (``num_envs / num_minibatches`` of them) over the devices.
+
+    Raises:
+        ValueError: the device count does not divide the sequences of a minibatch.
+    """
+    per_minibatch = config.num_envs // config.num_minibatches
+    if per_minibatch % num_shards:
+        raise ValueError(
+            f"env-parallel training with rnn_hidden_size > 0 splits each minibatch of "
+            f"{per_minibatch} env sequences (num_envs / num_minibatches = {config.num_envs} / "
+            f"{config.num_minibatches}) over {num_shards} devices: that count must be a multiple "
+            "of the device count"
+        )
+
+
+def init_runner(key: jax.Array, setup: Any, net: RecurrentActorCritic) -> Any:
+    """``ppo.init_runner_state`` for the recurrent policy: ``runner.env`` is a ``RecurrentCarry``
+    (zero hidden state, every env at an episode start). Keys drawn as the feedforward init does."""
+    num_envs = setup.config.num_envs
+    keys = jax.random.split(key, 2 + num_envs)
+    key_params, key_run = keys[0], keys[1]
+    carry = reset_recurrent(keys[2:], setup.spec, net.rnn_hidden_size)
+    params = net.init(
+        key_params,
+        initial_hidden(1, net.rnn_hidden_size),
+        carry.env.obs[None, :1],
+        jnp.ones((1, 1), jnp.bool_),
+    )
+    opt_state = setup.optimizer(1.0).init(ravel_pytree(params)[0])
+    return RunnerState(
+        params=params, opt_state=opt_state, env=carry, key=key_run,
+        update_step=jnp.zeros((), jnp.int32),
+    )
+
+
+def recurrent_randomness(
+    key: jax.Array, config: Any, spec: EnvSpec
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """A whole update's randomness: ``(next key, env-step keys [T, N], action uniforms [T, N, A],
+    epoch permutations of the N env sequences [E, N])`` (two random sites, as
+    ``ppo.update_randomness``)."""
+    T, N, A, E = config.num_steps, config.num_envs, spec.action_dim, config.update_epochs
+    keys = jax.random.split(key, 2 + T * N)
+    env_keys = keys[2:].reshape((T, N) + keys.shape[1:])
+    bits = jax.random.bits(keys[1], (T * N * A + E * N,), jnp.uint32)
+    action_uniforms = networks.uniform_from_bits(bits[: T * N * A]).reshape(T, N, A)
+    perms = permutations_from_bits(bits[T * N * A:].reshape(E, N))
+    return keys[0], env_keys, action_uniforms, perms
+
+
+def update_step(
+    runner: Any, hp: Any, setup: Any, net: RecurrentActorCritic, envs: Any = None
+) -> tuple[Any, Any]:
+    """``ppo.update_step`` for the recurrent policy: rollout carrying the hidden state, GAE on
+    ``bootstrap_values``, then ``update_epochs`` passes over minibatches of whole env sequences
+    with ``bptt_loss`` (BPTT over the whole rollout), Adam on the flat parameter vector.
+
+    ``envs``: ``ppo.LOCAL_ENVS`` (default) or ``dataparallel.SplitEnvs`` (inside a
+    ``shard_map``): each device steps its envs, the packed per-step rollouts are gathered into
+    the whole ``[T, N]`` batch, each device differentiates its slice of every minibatch's
+    sequences (advantages normalised over the whole minibatch first) and the gradients are
+    averaged (``envs.mean``).
+    """
+    envs = LOCAL_ENVS if envs is None else envs
+    config, spec = setup.config, setup.spec
+    T, N, M = config.num_steps, config.num_envs, config.num_minibatches
+    shards = getattr(envs, "num_shards", 1)
+    key, env_keys, action_uniforms, perms = recurrent_randomness(runner.key, config, spec)
+    carry, traj, stats = collect_recurrent_rollout(
+        envs.local(env_keys), envs.local(action_uniforms), runner.params, net.apply, spec, runner.env
+    )
+    next_values = bootstrap_values(runner.params, net.apply, traj, carry.hidden)
+    advantages, targets = compute_gae(
+        traj.reward, traj.value, next_values, traj.terminated, traj.done, hp.gamma, hp.gae_lambda
+    )
+    n = traj.reward.shape[1]
+    flat = lambda x: x.reshape((T * n,) + x.shape[2:])  # noqa: E731
+    packed, unpack = pack_batch({
+        "obs": flat(traj.obs), "action": flat(traj.action), "log_prob": flat(traj.log_prob),
+        "value": flat(traj.value), "advantage": flat(advantages), "target": flat(targets),
+        "hidden": flat(traj.hidden), "episode_start": flat(traj.episode_start),
+    })
+    rows = unpack(envs.gather(packed, T))  # the whole batch, row t * N + env
+    whole = {k: v.reshape((T, N) + v.shape[1:]) for k, v in rows.items()}
+    whole["hidden"] = whole["hidden"][:1]  # a sequence's BPTT starts from its first hidden state
+    lr = learning_rate_at(runner.update_step, hp, config)
+    tx = setup.optimizer(hp.max_grad_norm)
+    flat_params, unravel = ravel_pytree(runner.params)
+    normalize_in_loss = config.normalize_advantage and shards == 1
+
+    def loss_fn(flat_params: jax.Array, mb: dict[str, jax.Array]):
+        return bptt_loss(
+            unravel(flat_params), net.apply, mb, spec.discrete_actions, hp.clip_eps, hp.vf_coef,
+            hp.ent_coef, clip_value_loss=config.clip_value_loss,
+            normalize_advantage=normalize_in_loss,
+        )
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+
+    def my_share(mbs: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """Leaves ``[M, K, B, ...]`` -> this device's ``[M, K, B / D, ...]`` (advantages
+        normalised over the whole minibatch first)."""
+        if shards == 1:
+            return mbs
+        if config.normalize_advantage:
+            adv = mbs["advantage"]
+            adv = jax.vmap(normalize_advantages)(adv.reshape(M, -1)).reshape(adv.shape)
+            mbs = dict(mbs, advantage=adv)
+        size = N // M // shards
+        start = jax.lax.axis_index(envs.axis_name) * size
+        return {k: jax.lax.dynamic_slice_in_dim(v, start, size, axis=2) for k, v in mbs.items()}
+
+    def sgd_step(state, mb):
+        flat_params, opt_state = state
+        grads, info = envs.mean(grad_fn(flat_params, mb))
+        updates, opt_state = tx.update(grads, opt_state)
+        return (flat_params - lr * updates, opt_state), stack_fields(info)
+
+    def epoch(state, perm):
+        return jax.lax.scan(sgd_step, state, my_share(sequence_minibatches(whole, perm, M)))
+
+    (flat_params, opt_state), infos = jax.lax.scan(epoch, (flat_params, runner.opt_state), perms)
+    infos = unstack_fields(LossInfo, infos.mean((0, 1)))
+    metrics = update_metrics(envs.total(stats), infos, whole["value"], whole["target"], lr)
+    return next_runner(runner, unravel(flat_params), opt_state, carry, key), metrics
+
+
+def evaluate(runner: Any, setup: Any, net: RecurrentActorCritic) -> jax.Array:
+    """``ppo.evaluate`` for the recurrent policy: mean greedy return ``()`` over
+    ``num_eval_envs`` fresh episodes (``evaluate_greedy_recurrent``), from a key folded out of the
+    runner's key as the feedforward evaluation does."""
+    key = jax.random.fold_in(runner.key, 0x5EED)
+    return evaluate_greedy_recurrent(
+        key, runner.params, net.apply, setup.spec, setup.config.num_eval_envs, net.rnn_hidden_size
+    )
