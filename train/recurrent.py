@@ -120,9 +120,8 @@ class RecurrentActorCritic(nn.Module):
     """Encoder -> GRU (shared) -> ``networks.ActorCritic`` towers and heads, over sequences.
 
     ``__call__(hidden [B, H], obs [K, B, *obs_shape], episode_start [K, B])`` returns
-    ``(hidden_seq [K, B, H], policy_out [K, B, A], value [K, B])``. The encoder is the feedforward
-    network's: one-hot for ``Discrete`` observations, flatten for vectors, two 3x3 convolutions
-    (16, 32, ReLU) for images.
+    ``(hidden_seq [K, B, H], policy_out [K, B, A], value [K, B])``. The encoder (``encode``):
+    one-hot for ``Discrete`` observations, flattened vectors and images.
     """
 
     action_dim: int
@@ -134,20 +133,13 @@ class RecurrentActorCritic(nn.Module):
     activation: str = "tanh"
 
     def encode(self, obs: jax.Array) -> jax.Array:
-        """``obs`` ``[M, *obs_shape]`` -> ``[M, F]`` float32 features."""
+        """``obs`` ``[M, *obs_shape]`` -> ``[M, F]`` float32 features: one-hot for ``Discrete``
+        observations, flattened otherwise (images included: the GRU's input projection is the
+        encoder's dense layer). NOTE: no convolutions: on XLA:CPU a conv stack's forward and
+        backward over every step of every sequence cost several times the rest of the update
+        (measured: 1.1 s of a 1.13 s update, TMaze-v0 3x3 view, 64 envs x 64 steps)."""
         if self.obs_kind == "discrete":
             return jax.nn.one_hot(obs.reshape(obs.shape[0]), self.num_obs_categories)
-        if self.obs_kind == "image":
-            x = obs.astype(jnp.float32)
-            if x.ndim == 3:
-                x = x[..., None]
-            for i, features in enumerate((16, 32)):
-                x = nn.Conv(
-                    features, (3, 3), padding="SAME", kernel_init=nn.initializers.he_normal(),
-                    name=f"conv_{i}",
-                )(x)
-                x = jax.nn.relu(x)
-            return x.reshape(x.shape[0], -1)
         return obs.reshape(obs.shape[0], -1).astype(jnp.float32)
 
     @nn.compact
