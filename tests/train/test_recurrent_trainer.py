@@ -3,7 +3,7 @@
 wired in; config validation; the carried hidden state is reset at episode starts (an episode's
 training does not depend on the previous episode's memory); chunked ``run_updates`` equals one
 call bitwise; checkpoint/resume in a run directory equals an uninterrupted run; the CLI flag
-trains; env-parallel on two host devices agrees with one device."""
+trains (and ``jaxgrid-train eval`` refuses a recurrent run clearly); env-parallel on two host devices agrees with one device."""
 
 from __future__ import annotations
 
@@ -180,6 +180,12 @@ def test_cli__rnn_hidden_size_flag_trains_a_gru_policy(tmp_path):
     _, update, _, state = load_run_state(tmp_path / "gru")
     assert update == 4
     assert state.params["params"]["gru"]["recurrent_kernel"].shape == (1, 1, 16, 48)
+    # ``jaxgrid-train eval`` evaluates feedforward policies only, and says so.
+    proc = subprocess.run(
+        [sys.executable, "-m", "train.cli", "eval", str(tmp_path / "gru"), "--no-gif"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "recurrent policy (rnn_hidden_size=16)" in proc.stderr, proc.stderr
 
 
 _TWO_DEVICES = """
