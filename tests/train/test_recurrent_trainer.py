@@ -165,8 +165,7 @@ def test_run_dir__resume_of_a_recurrent_run_equals_uninterrupted(tmp_path, refer
 def test_cli__rnn_hidden_size_flag_trains_a_gru_policy(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, "-m", "train.cli", "--env-id", "TMaze-v0", "--env-kwargs", "length=3",
-         "--rnn-hidden-size", "16", "--seeds", "0", "--total-timesteps", "512", "--num-envs", "8",
+        [sys.executable, "-m", "train.cli", "--env-id", "TMaze-v0", "--rnn-hidden-size", "16", "--seeds", "0", "--total-timesteps", "512", "--num-envs", "8",
          "--num-steps", "16", "--num-minibatches", "2", "--out", str(tmp_path), "--name", "gru",
          "--no-cache"],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=280,
