@@ -111,6 +111,15 @@ class PPOConfig:
     """Normalise advantages per minibatch."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Widths of the hidden layers of each tower (actor and critic)."""
+    rnn_hidden_size: int = 0
+    """Policy kind (static: it fixes the network's shapes). ``0``: the feedforward actor-critic.
+    ``> 0``: a recurrent policy, encoder -> GRU of this many units (shared by actor and critic)
+    -> the two towers (``train.recurrent``): the hidden state is carried through the rollout (in
+    the runner state, so chunked calls, checkpoints and resume carry it), reset where an episode
+    starts and stored per step; minibatches are whole env sequences (``num_envs /
+    num_minibatches`` envs' whole rollouts) and the loss back-propagates through the whole rollout
+    (``num_steps`` steps). Needs ``num_minibatches`` to divide ``num_envs``; ``obs_table`` is not
+    used (``"on"`` is refused)."""
     activation: Literal["tanh", "relu"] = "tanh"
     """Hidden-layer activation."""
     num_eval_envs: int = 16
@@ -197,6 +206,7 @@ class PPOConfig:
             _fail("hidden_sizes", self.hidden_sizes, "must be a non-empty tuple of positive ints")
         if self.activation not in ("tanh", "relu"):
             _fail("activation", self.activation, "must be one of 'tanh', 'relu'")
+        self._validate_rnn()
         self._validate_hparams(self.__dict__, where="")
         self._validate_sweep()
         from train.envs import is_known_env_id, known_env_ids
@@ -227,6 +237,28 @@ class PPOConfig:
             if str(err).startswith("PPOConfig."):
                 raise
             _fail("env_kwargs", self.env_kwargs, f"{self.env_id}: {err}")
+
+    def _validate_rnn(self) -> None:
+        value = self.rnn_hidden_size
+        if isinstance(value, bool) or not _is_int(value) or value < 0:
+            _fail("rnn_hidden_size", value, "must be an int >= 0 (0: feedforward policy, > 0: GRU units)")
+        if value == 0:
+            return
+        if self.num_envs % self.num_minibatches:
+            _fail(
+                "num_minibatches",
+                self.num_minibatches,
+                f"with rnn_hidden_size > 0 minibatches are whole env sequences, so num_minibatches "
+                f"must divide num_envs = {self.num_envs}",
+            )
+        if self.obs_table == "on":
+            _fail(
+                "obs_table",
+                self.obs_table,
+                "the observation table is for feedforward policies only (a recurrent policy's "
+                "output depends on the history, not on the observation alone); valid choices "
+                "with rnn_hidden_size > 0: 'auto', 'off'",
+            )
 
     @staticmethod
     def _validate_hparams(values: dict[str, Any], where: str) -> None:

@@ -175,6 +175,13 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, gif: bool = T
     A file that cannot be written (read-only run directory, full disk) does not lose the results:
     they are returned with ``"not_written"``, one ``"cannot write <path>: <cause>"`` line per file."""
     run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    if config.rnn_hidden_size > 0:
+        raise ValueError(
+            f"{run_dir} trained a recurrent policy (rnn_hidden_size={config.rnn_hidden_size}); "
+            "`jaxgrid-train eval` evaluates feedforward runs only. Its greedy returns after "
+            "training are in results.json (train.recurrent.evaluate_greedy_recurrent)"
+        )
     config, update, setup, state = load_run_state(run_dir)
     params = jax.tree.map(jnp.asarray, state.params)
     budget, max_steps = evaluation_budget(config, setup.spec)

@@ -377,19 +377,29 @@ def make_train(
         progress_every: throttle for ``progress`` (default: about 100 calls per run).
 
     Returns:
-        A ``train.loop.Trainer``.
+        A ``train.loop.Trainer`` (of the feedforward policy, or of ``train.recurrent``'s GRU
+        policy when ``config.rnn_hidden_size > 0``).
+
+    Raises:
+        ValueError: env-parallel training of a recurrent policy over a device count that does not
+            divide a minibatch's env sequences (``train.recurrent.check_env_split``).
     """
     setup = make_setup(config)
     placement = placement or Placement.build(config, num_devices=1)
     envs = LOCAL_ENVS
     if placement.env_parallel:
         envs = SplitEnvs(placement.mesh.axis_names[0], placement.num_devices)
+    init, update, evaluate_run = init_runner_state, update_step, evaluate
+    if config.rnn_hidden_size > 0:  # the GRU policy: train.recurrent's functions, same signatures
+        from train import recurrent
+
+        init, update, evaluate_run = recurrent.policy_functions(setup, placement)
     return make_trainer(
         setup,
         placement,
-        init=lambda key: init_runner_state(key, setup),
-        update=lambda runner, hp: update_step(runner, hp, setup, envs),
-        evaluate=lambda runner: evaluate(runner, setup),
+        init=lambda key: init(key, setup),
+        update=lambda runner, hp: update(runner, hp, setup, envs),
+        evaluate=lambda runner: evaluate_run(runner, setup),
         metric_type=UpdateMetrics,
         progress=progress,
         progress_every=progress_every,

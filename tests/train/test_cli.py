@@ -89,3 +89,19 @@ def test_cli__bad_config_is_a_clear_error():
     proc = _run("--num-minibatches", "3", "--no-cache", timeout=50)
     assert proc.returncode == 2
     assert "num_minibatches=3" in proc.stderr and "must divide" in proc.stderr
+
+
+@pytest.mark.parametrize("argv, env_id, env_kwargs", [
+    (["--env-id", "Maze-v0", "--env-kwargs", "size=9"], "Maze-v0", {"size": 9}),  # no preset
+    (["--env-id", "TMaze-v0", "--env-kwargs", "length=3", "--no-preset"], "TMaze-v0", {"length": 3}),
+    (["--env-id=TMaze-v0", "--env-kwargs", "length=3"], "TMaze-v0", {"length": 3}),  # its preset
+])
+def test_parse_config__env_kwargs_are_checked_against_the_given_env_id(argv, env_id, env_kwargs):
+    """--env-kwargs are validated before tyro parses --env-id; they must be checked against that
+    id's env, not the default GridWorld-4x4-v0's (which has no ``size``/``length``)."""
+    from train.cli import _parse_config
+
+    extras, rest = _split_extras(argv)
+    config = _parse_config(extras, rest)
+    assert not isinstance(config, int), config  # an int is the exit code of a refused config
+    assert config.env_id == env_id and dict(config.env_kwargs) == env_kwargs

@@ -1,0 +1,195 @@
+"""Memory: the feedforward against the recurrent (GRU) PPO policy on partially observed grids.
+
+    python bench/memory.py            # TMaze-v0 and FourRoomsRandom-View5-v0, 16 seeds each
+    python bench/memory.py --quick    # a smoke run: 2 seeds, tiny budgets (tests/bench/test_memory.py)
+
+For each task and each policy (``rnn_hidden_size=0`` and ``> 0``, every other field the same but
+the budget and the seed batching) one ``train.train`` call trains all seeds in one program
+(recurrent: ``seed_batching="vmap"``, which batches its many small sequential GRU steps over the
+seeds; feedforward: ``"map"``, its vmapped convolutions being slower on XLA:CPU). Reported per task and policy: the greedy evaluation after training over
+``num_eval_envs`` fresh episodes per seed (TMaze-v0: success = (return + 1) / 2, the episode
+return being +1 at the goal and -1 in the lava), its IQM with a 95% stratified-bootstrap CI
+(``train.report``), every seed's score, the wall time of the whole call (compile + run), and the
+learning curves (mean training-episode return per update, IQM over seeds).
+
+The feedforward policy trains ``feedforward_updates`` updates only (its image encoder, two 3x3
+convolutions, costs ~20x the recurrent policy's update on XLA:CPU, where the GRU reads the
+flattened view); on ``TMaze-v0`` no memoryless policy can exceed success 1/2 whatever its budget
+(exact, ``tests/jaxgrid/test_tmaze.py``).
+
+Throughput (skip with ``--no-throughput``): both policies at the TMaze config, 1 seed, 3 updates,
+compiled first, then timed alternately (``--repeats``, median), so the ratio is measured side by
+side under the same load. The machine is shared: the load average is recorded before and after.
+
+Writes ``results/memory.json`` and ``results/memory.png`` (``--out`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+
+from harness import RESULTS_DIR, machine_info, print_header, save_figure, write_results  # noqa: E402
+
+SEEDS = tuple(range(16))
+# The tasks: PPOConfig fields shared by both policies, and the recurrent policy's GRU width.
+TASKS = {
+    "TMaze-v0": dict(
+        config=dict(env_id="TMaze-v0", num_envs=64, num_steps=128, num_minibatches=2,
+                    update_epochs=4, learning_rate=1e-3, hidden_sizes=(64,), ent_coef=0.01,
+                    total_timesteps=64 * 128 * 100, num_eval_envs=64),
+        rnn_hidden_size=64,
+        feedforward_updates=3,
+        success=lambda ret: (ret + 1.0) / 2.0,  # return = 2 * success - 1
+    ),
+    "FourRoomsRandom-View5-v0": dict(
+        config=dict(env_id="FourRoomsRandom-View5-v0", num_envs=64, num_steps=128,
+                    num_minibatches=2, update_epochs=4, learning_rate=1e-3, hidden_sizes=(64,),
+                    total_timesteps=64 * 128 * 25, num_eval_envs=64),
+        rnn_hidden_size=64,
+        feedforward_updates=3,
+        success=None,
+    ),
+}
+QUICK = dict(num_envs=8, num_steps=16, num_minibatches=2, total_timesteps=8 * 16 * 4, num_eval_envs=8)
+
+
+def run_task(name: str, task: dict, seeds: tuple[int, ...], quick: bool) -> dict:
+    from train import PPOConfig, train
+    from train.report import summarize
+
+    fields = dict(task["config"], **(QUICK if quick else {}))
+    rows = {}
+    for policy, hidden in (("recurrent", task["rnn_hidden_size"]), ("feedforward", 0)):
+        if policy == "feedforward" and not quick:  # its conv encoder is slow on XLA:CPU
+            fields["total_timesteps"] = task["feedforward_updates"] * fields["num_envs"] * fields["num_steps"]
+        elif not quick:
+            fields["total_timesteps"] = task["config"]["total_timesteps"]
+        # NOTE: "map" for the feedforward policy: its vmapped convolutions are several times slower
+        # on XLA:CPU than one seed after another; the recurrent policy needs vmap to batch its
+        # small sequential GRU steps.
+        batching = "map" if policy == "feedforward" else "vmap"
+        config = PPOConfig(seeds=seeds, seed_batching=batching, rnn_hidden_size=hidden, **fields)
+        load_before = os.getloadavg()[0]
+        start = time.perf_counter()
+        result = train(config)
+        wall = time.perf_counter() - start
+        returns = np.asarray(result.eval_returns, np.float64)
+        score = task["success"](returns) if task["success"] else returns
+        summary = summarize(score, seeds, f"{name} {policy}")
+        curve = np.asarray(result.metrics["episode_return"], np.float64)  # [S, U]
+        rows[policy] = {
+            "config": {k: v for k, v in vars(config).items() if k not in ("seeds", "sweep")},
+            "metric": "success" if task["success"] else "greedy return",
+            "scores": score.tolist(),
+            "mean": summary.mean, "iqm": summary.iqm, "iqm_ci95": list(summary.iqm_ci),
+            "min": float(score.min()),
+            "wall_s": wall, "compile_s": result.compile_seconds, "run_s": result.run_seconds,
+            "env_steps": result.env_steps, "steps_per_s": result.env_steps_per_second,
+            "curve_env_steps": np.asarray(result.metrics["env_steps"])[0].tolist(),
+            "curve_return_iqm": [_iqm_nan(curve[:, u]) for u in range(curve.shape[1])],
+            "curve_return_per_seed": curve.tolist(),
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0],
+        }
+        r = rows[policy]
+        print(f"{name:<26} {policy:<12} {r['metric']} IQM {r['iqm']:.3f} "
+              f"[{r['iqm_ci95'][0]:.3f}, {r['iqm_ci95'][1]:.3f}]  min {r['min']:.3f}  "
+              f"wall {wall:.0f}s (compile {result.compile_seconds:.0f}s)  "
+              f"{r['steps_per_s']:.0f} env steps/s  load {load_before:.1f}", flush=True)
+    return rows
+
+
+def _iqm_nan(values: np.ndarray) -> float | None:
+    from train.report import iqm
+
+    values = values[np.isfinite(values)]
+    return iqm(values) if len(values) else None
+
+
+def measure_throughput(seeds: tuple[int, ...], quick: bool, repeats: int, updates: int) -> dict:
+    """Both policies at the TMaze config, ``updates`` updates, timed alternately: median run s."""
+    from train import PPOConfig, train
+
+    task = TASKS["TMaze-v0"]
+    fields = dict(task["config"], **(QUICK if quick else {}))
+    fields["total_timesteps"] = fields["num_envs"] * fields["num_steps"] * updates
+    configs = {
+        policy: PPOConfig(seeds=seeds, rnn_hidden_size=h, **fields)
+        for policy, h in (("feedforward", 0), ("recurrent", task["rnn_hidden_size"]))
+    }
+    compile_s = {p: train(c).compile_seconds for p, c in configs.items()}
+    runs: dict[str, list[float]] = {p: [] for p in configs}
+    load = [os.getloadavg()[0]]
+    for _ in range(repeats):
+        for policy, config in configs.items():
+            runs[policy].append(train(config).run_seconds)
+    load.append(os.getloadavg()[0])
+    steps = len(seeds) * configs["feedforward"].env_steps_per_seed
+    out = {p: {"compile_s": compile_s[p], "runs_s": runs[p], "run_s": statistics.median(runs[p]),
+               "steps_per_s": steps / statistics.median(runs[p])} for p in configs}
+    out["ratio_recurrent_over_feedforward"] = out["recurrent"]["steps_per_s"] / out["feedforward"]["steps_per_s"]
+    out["loadavg_before_after"] = load
+    out["env_steps"] = steps
+    print(f"throughput ({len(seeds)} seeds, {updates} updates, median of {repeats}): feedforward "
+          f"{out['feedforward']['steps_per_s']:.0f}, recurrent {out['recurrent']['steps_per_s']:.0f} "
+          f"env steps/s, ratio {out['ratio_recurrent_over_feedforward']:.2f}  load {load}", flush=True)
+    return out
+
+
+def plot(payload: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = payload["tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], tasks.items()):
+        for policy, row in rows.items():
+            x = np.asarray(row["curve_env_steps"], np.float64)
+            per_seed = np.asarray(row["curve_return_per_seed"], np.float64)
+            iqm = np.asarray([np.nan if v is None else v for v in row["curve_return_iqm"]])
+            lo, hi = np.nanpercentile(per_seed, 25, axis=0), np.nanpercentile(per_seed, 75, axis=0)
+            line, = ax.plot(x, iqm, label=f"{policy} (final {row['metric']} IQM {row['iqm']:.2f})")
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
+        ax.set_title(f"{name}, {len(payload['seeds'])} seeds (IQM, band: quartiles)")
+        ax.set_xlabel("env steps per seed")
+        ax.set_ylabel("training episode return")
+        ax.legend(loc="lower right", fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 seeds, tiny budgets (a smoke run)")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--no-throughput", action="store_true", help="skip the side-by-side timing")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "memory.json")
+    args = parser.parse_args(argv)
+    info = machine_info()
+    print_header(info)
+    seeds = SEEDS[:2] if args.quick else SEEDS
+    start = time.perf_counter()
+    payload = {"machine": info, "seeds": list(seeds), "quick": args.quick, "tasks": {}}
+    for name in args.tasks:
+        payload["tasks"][name] = run_task(name, TASKS[name], seeds, args.quick)
+    if not args.no_throughput:
+        payload["throughput"] = measure_throughput(seeds[:1], args.quick, 1 if args.quick else args.repeats,
+                                                   4 if args.quick else 3)
+    payload["wall_s"] = time.perf_counter() - start
+    write_results(args.out, payload, lambda png: plot(payload, png))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The memory benchmark runs end to end on a tiny budget and writes its JSON and plot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_memory_quick__both_policies_scored_timed_and_written(tmp_path):
+    out = tmp_path / "memory.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "memory.py"), "--quick", "--tasks", "TMaze-v0", "--out", str(out)],
+        capture_output=True, text=True, timeout=580,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    payload = json.loads(out.read_text())
+    assert payload["quick"] and payload["seeds"] == [0, 1]
+    rows = payload["tasks"]["TMaze-v0"]
+    assert set(rows) == {"feedforward", "recurrent"}
+    assert rows["feedforward"]["config"]["rnn_hidden_size"] == 0
+    assert rows["recurrent"]["config"]["rnn_hidden_size"] > 0
+    for row in rows.values():
+        assert row["metric"] == "success" and len(row["scores"]) == 2
+        assert all(0.0 <= s <= 1.0 for s in row["scores"])  # (return + 1) / 2 of a +-1 task
+        lo, hi = row["iqm_ci95"]
+        assert lo <= row["iqm"] <= hi
+        assert len(row["curve_return_iqm"]) == len(row["curve_env_steps"]) == 4
+        assert row["wall_s"] >= row["run_s"] > 0 and row["steps_per_s"] > 0
+    ratio = payload["throughput"]["ratio_recurrent_over_feedforward"]
+    assert ratio == pytest.approx(
+        payload["throughput"]["recurrent"]["steps_per_s"] / payload["throughput"]["feedforward"]["steps_per_s"]
+    )
+    assert out.with_suffix(".png").stat().st_size > 1000
