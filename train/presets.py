@@ -154,26 +154,3 @@ def describe_preset(env_id: str) -> str:
         return f"no preset for {env_id}: PPOConfig defaults"
     fields = ", ".join(f"{k}={v!r}" for k, v in preset.overrides.items()) or "PPOConfig defaults"
     return f"preset for {env_id}: {fields} (validated by: {preset.validate})"
-
-
-def env_id_from_argv(argv: list[str]) -> str | None:
-    """The value of ``--env-id`` / ``--env_id`` in ``argv`` (either ``--env-id X`` or
-    ``--env-id=X``), or None when absent."""
-    for i, token in enumerate(argv):
-        for flag in ("--env-id", "--env_id"):
-            if token == flag and i + 1 < len(argv):
-                return argv[i + 1]
-            if token.startswith(flag + "="):
-                return token.split("=", 1)[1]
-    return None
-
-
-def cli_preset(argv: list[str]) -> tuple[list[str], str | None]:
-    """``(argv without --no-preset, env id whose preset applies or None)`` for ``jaxgrid-train``:
-    the preset of ``--env-id``'s value unless ``--no-preset`` is given or the id has none."""
-    no_preset = "--no-preset" in argv or "--no_preset" in argv
-    argv = [a for a in argv if a not in ("--no-preset", "--no_preset")]
-    env_id = env_id_from_argv(argv)
-    if no_preset or env_id is None or preset_for(env_id) is None:
-        return argv, None
-    return argv, env_id

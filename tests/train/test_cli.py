@@ -1,12 +1,27 @@
-"""The jaxgrid-train command on a tiny run, in a subprocess (so it configures jax's devices)."""
+"""The jaxgrid-train command: its parsing (tyro, presets, resume defaults), its help, and a tiny
+run in a subprocess (so it configures jax's devices)."""
 
+import dataclasses
+import itertools
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from train.cli import _split_extras, check_repeated_flags, parse_env_kwargs, parse_seeds
+from train import presets
+from train.cli import (
+    EvalCommand,
+    TrainCommand,
+    check_repeated_flags,
+    main,
+    parse_command,
+    parse_env_kwargs,
+    parse_seeds,
+    parse_train,
+)
+from train.config import PPOConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -26,9 +41,12 @@ def test_parse_seeds__a_non_seed_is_an_error_naming_the_flag(token):
 
 
 def test_repeated_seeds_and_env_kwargs_add_up_and_other_repeated_flags_are_refused():
-    extras, _ = _split_extras(["--seeds", "0", "--seeds", "5-6", "--env-kwargs", "a=1", "--env_kwargs", "b=2"])
-    assert parse_seeds(extras.seeds) == (0, 5, 6)
-    assert extras.env_kwargs == ["a=1", "b=2"]
+    flags = parse_command(["--seeds", "0", "--seeds", "5-6", "--env-kwargs", "a=1", "--env_kwargs", "b=2"]).config
+    assert parse_seeds(list(itertools.chain(*flags.seeds))) == (0, 5, 6)
+    assert list(itertools.chain(*flags.env_kwargs)) == ["a=1", "b=2"]
+    config = parse_command(["--seeds", "0", "--seeds", "5-6", "--env-kwargs", "max_steps_in_episode=7",
+                            "--env_kwargs", "step_reward=-0.5"]).config.to_config()
+    assert config.seeds == (0, 5, 6) and config.env_kwargs == {"max_steps_in_episode": 7, "step_reward": -0.5}
     check_repeated_flags(["--seeds", "0", "--seeds", "5", "--env-kwargs", "a=1", "--env-kwargs", "b=2"])
     for argv, flag in [(["--name", "a", "--name", "b"], "--name"), (["--out=x", "--out", "y"], "--out"),
                        (["--learning-rate", "1", "--learning_rate", "2"], "--learning-rate"),
@@ -99,9 +117,111 @@ def test_cli__bad_config_is_a_clear_error():
 def test_parse_config__env_kwargs_are_checked_against_the_given_env_id(argv, env_id, env_kwargs):
     """--env-kwargs are validated before tyro parses --env-id; they must be checked against that
     id's env, not the default GridWorld-4x4-v0's (which has no ``size``/``length``)."""
-    from train.cli import _parse_config
-
-    extras, rest = _split_extras(argv)
-    config = _parse_config(extras, rest)
-    assert not isinstance(config, int), config  # an int is the exit code of a refused config
+    _, config = parse_train(argv, parse_command(argv))
     assert config.env_id == env_id and dict(config.env_kwargs) == env_kwargs
+
+
+# ------------------------------------------------------------------------------------------------
+# Presets, resume defaults and subcommands, all parsed by tyro
+def test_parse_command__subcommands_and_the_implied_train():
+    assert isinstance(parse_command([]), TrainCommand)
+    assert parse_command(["train", "--env-id", "EmptyRoom-v0"]) == parse_command(["--env-id", "EmptyRoom-v0"])
+    # a --no-X flag first selects train too (tyro 1.0's implicit subcommand would not)
+    command = parse_command(["--no-anneal-lr", "--no-cache", "--no-run-dir", "--no-tensorboard", "--quiet"])
+    assert command.config.anneal_lr is False and command.devices.cache is False
+    assert command.run.run_dir is False and command.run.tensorboard is False and command.run.quiet is True
+    assert parse_command(["eval", "runs/x", "--episodes", "3", "--no-gif"]) == EvalCommand("runs/x", 3, False)
+
+
+def _config(argv):
+    return parse_train(argv, parse_command(argv))[1]
+
+
+def test_parse_train__a_flag_given_wins_over_the_preset_even_at_ppoconfigs_default():
+    preset = presets.PRESETS["FrozenLake-v1"].overrides
+    assert _config(["--env-id", "FrozenLake-v1"]) == presets.preset_config("FrozenLake-v1")
+    assert _config(["--env-id", "FrozenLake-v1", "--num-envs", "8"]) == presets.preset_config("FrozenLake-v1", num_envs=8)
+    # PPOConfig's own default value, given explicitly, is not mistaken for "not given"
+    lr = PPOConfig().learning_rate
+    assert preset["learning_rate"] != lr
+    assert _config(["--env-id", "FrozenLake-v1", "--learning-rate", str(lr)]).learning_rate == lr
+    assert _config(["--env-id", "FrozenLake-v1", "--no-preset"]) == PPOConfig(env_id="FrozenLake-v1")
+    # a bool the preset turns off, turned on by its flag
+    assert presets.PRESETS["FourRooms-v0"].overrides["normalize_advantage"] is False
+    assert _config(["--env-id", "FourRooms-v0"]).normalize_advantage is False
+    assert _config(["--env-id", "FourRooms-v0", "--normalize-advantage"]).normalize_advantage is True
+
+
+def test_parse_train__resume_takes_the_runs_config_as_defaults(tmp_path):
+    from train.runs import CONFIG_FILE, config_to_dict
+
+    saved = PPOConfig(env_id="TMaze-v0", env_kwargs={"length": 3}, seeds=(4, 5), num_envs=8, learning_rate=1e-3)
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config_to_dict(saved)))
+    assert _config(["--resume", str(tmp_path)]) == saved  # no preset applies on resume
+    asked = _config(["--resume", str(tmp_path), "--learning-rate", "3e-4", "--seeds", "4-6"])
+    assert asked == dataclasses.replace(saved, learning_rate=3e-4, seeds=(4, 5, 6))
+    with pytest.raises(FileNotFoundError, match="is not a run directory"):
+        _config(["--resume", str(tmp_path / "nope")])
+
+
+def test_parse__bad_input_is_one_clear_error_before_anything_runs(capsys):
+    for argv, message in [
+        (["--devices", "0"], "argument --devices: must be an int >= 1, got 0"),
+        (["--process-id", "-1"], "argument --process-id/--process_id: must be an int >= 0, got -1"),
+        (["--quiet", "--quiet"], "--quiet is given more than once"),
+        (["eval", "runs/x", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+    ]:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    for argv in (["--bogus"], ["--num-envs", "many"], ["eval"]):  # tyro's own errors: exit 2
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2, argv
+    with pytest.raises(ValueError, match=r"--seeds: 'a' is not a seed"):
+        _config(["--seeds", "a"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The help: generated by tyro from the dataclasses' docstrings, without importing jax
+_HELP = """
+import sys
+from train import cli
+try:
+    cli.main({argv!r})
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+heavy = ("jax", "jaxgrid", "matplotlib", "tensorboardX", "wandb", "gymnax")
+print("LOADED", sorted(m for m in heavy if m in sys.modules))
+"""
+
+
+def _help(*argv: str) -> str:
+    env = dict(os.environ, PYTHONPATH=REPO, COLUMNS="200")
+    proc = subprocess.run([sys.executable, "-c", _HELP.format(argv=list(argv))], env=env, capture_output=True,
+                          text=True, timeout=100, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_help__every_flag_with_its_docstring_and_nothing_heavy_imported():
+    text = _help("--help")
+    assert "LOADED []" in text  # neither jax nor jaxgrid, plots or loggers
+    for field in dataclasses.fields(PPOConfig):  # every config field, with its docstring's first words
+        assert "--" + field.name.replace("_", "-") in text, field.name
+    assert "Discount factor γ, in (0, 1]." in text and "Adam step size" in text
+    for flag in ("--seeds SEEDS", "--env-kwargs KEY=VALUE", "--no-preset", "--quiet", "--devices N", "--no-cache",
+                 "--env-parallel", "--coordinator HOST:PORT", "--num-processes N", "--process-id I",
+                 "--distributed auto", "--distributed-timeout SECONDS", "--out", "--name NAME",
+                 "--resume RUN_DIR", "--overwrite", "--checkpoint-every N", "--no-tensorboard", "--track TRACKER",
+                 "--wandb-project PROJECT", "--wandb-group GROUP", "--no-run-dir"):
+        assert flag in text, flag
+    assert "jaxgrid-train eval RUN_DIR" in text  # the other subcommand is named
+    assert "(default: 16384)" in text  # PPOConfig's default total_timesteps
+
+
+def test_help__shows_the_presets_defaults_and_eval_has_its_own():
+    text = _help("--env-id", "FrozenLake-v1", "--help")
+    preset = presets.PRESETS["FrozenLake-v1"].overrides
+    assert f"(default: {preset['total_timesteps']})" in text and "(default: 16384)" not in text
+    text = _help("eval", "--help")
+    assert "RUN_DIR" in text and "--episodes N" in text and "--no-gif" in text and "LOADED []" in text
