@@ -285,11 +285,11 @@ Command = Union[
 # ------------------------------------------------------------------------------------------------
 # Parsing
 def _tyro(argv: list[str], default: TrainCommand | None = None, **kwargs: Any):
-    # NOTE: "train" is implied, here rather than by tyro's default subcommand: tyro 1.0 selects a
+    """``tyro.cli`` of ``Command`` (``default``: the train command's defaults)."""
+    # NOTE: "train" is implied here rather than by tyro's default subcommand: tyro 1.0 selects a
     # default subcommand from its flags (CascadeSubcommandArgs) but not from a --no-X flag.
     args = argv if argv[:1] and argv[0] in SUBCOMMANDS else ["train", *argv]
-    kwargs.setdefault("default", default if default is not None else TrainCommand())
-    return tyro.cli(Command, args=args, prog=PROG, **kwargs)
+    return tyro.cli(Command, args=args, prog=PROG, default=default or TrainCommand(), **kwargs)
 
 
 def parse_command(argv: list[str]) -> TrainCommand | EvalCommand:

@@ -5,6 +5,7 @@ import dataclasses
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -225,3 +226,33 @@ def test_help__shows_the_presets_defaults_and_eval_has_its_own():
     assert f"(default: {preset['total_timesteps']})" in text and "(default: 16384)" not in text
     text = _help("eval", "--help")
     assert "RUN_DIR" in text and "--episodes N" in text and "--no-gif" in text and "LOADED []" in text
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every ``jaxgrid-train`` command of the README's code blocks, and of its inline code where
+    that is a whole command (a flag, no placeholder such as ``ID`` or ``...``), as argv."""
+    text = open(os.path.join(REPO, "README.md")).read()
+    lines, in_block = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_block = not in_block
+        elif in_block:
+            lines.append(re.split(r"(?:^|\s)#", line)[0])  # without the comment
+    inline = [span.split() for span in re.findall(r"`(jaxgrid-train [^`\n]*)`", text)]
+    commands = [words[words.index("jaxgrid-train") + 1:] for words in map(str.split, lines)
+                if "jaxgrid-train" in words]
+    commands += [words[1:] for words in inline if any(w.startswith("--") for w in words)
+                 and not any(w.isupper() or w == "..." for w in words)]
+    return commands
+
+
+def test_readme_commands_parse_verbatim_into_valid_configs():
+    commands = _readme_commands()
+    assert len(commands) >= 15 and [] in commands and ["eval", "runs/long"] in commands
+    for argv in commands:
+        if "--help" in argv:
+            continue
+        command = parse_command(argv)
+        if isinstance(command, TrainCommand) and command.run.resume is None:
+            config = command.config.to_config()  # PPOConfig's validation: a valid config
+            assert config.env_id == command.config.env_id, argv
