@@ -63,3 +63,17 @@ def test_format_table__fraction_of_optimum_column():
     # a negative optimum (CliffWalking's -13): optimum / score
     assert fraction_of_optimum(-26.0, -13.0) == 0.5 and fraction_of_optimum(-13.0, -13.0) == 1.0
     assert np.isnan(fraction_of_optimum(0.3, 0.0))
+
+
+def test_summarize__does_not_import_scipy_stats():
+    """The seed table every run prints computes its IQM and CI without ``import scipy.stats``."""
+    from tests.conftest import run_python
+
+    out = run_python("""
+import sys
+import numpy as np
+from train import report
+s = report.summarize(np.array([0.1, 0.5, 0.2, 0.9, 0.4]), (0, 1, 2, 3, 4))
+print(round(s.iqm, 6), "scipy.stats" in sys.modules)
+""")
+    assert out.split() == [str(round(float(stats.trim_mean([0.1, 0.5, 0.2, 0.9, 0.4], 0.25)), 6)), "False"]
