@@ -134,6 +134,22 @@ def test_parse_command__subcommands_and_the_implied_train():
     assert parse_command(["eval", "runs/x", "--episodes", "3", "--no-gif"]) == EvalCommand("runs/x", 3, False)
 
 
+def test_parse_command__the_old_flags_and_their_underscore_spellings_still_parse():
+    """Every flag of the argparse pre-parser this CLI replaced, as it was spelled."""
+    argv = ("--no_cache --no_run_dir --no_tensorboard --checkpoint_every 3 --env_parallel --wandb_project p "
+            "--wandb_group g --coordinator h:1 --num_processes 2 --process_id 1 --distributed_timeout 5 "
+            "--no_preset --env_kwargs a=1 --quiet --devices 2 --out o --name n --overwrite --track wandb").split()
+    command = parse_command(argv)
+    assert command.run == dataclasses.replace(
+        command.run, out="o", name="n", overwrite=True, checkpoint_every=3, run_dir=False, tensorboard=False,
+        track=("wandb",), wandb_project="p", wandb_group="g", quiet=True)
+    assert command.devices == dataclasses.replace(
+        command.devices, devices=2, env_parallel=True, cache=False, coordinator="h:1", num_processes=2,
+        process_id=1, distributed_timeout=5)
+    assert command.preset is False and command.config.env_kwargs == (("a=1",),)
+    assert parse_command(["--distributed", "auto", "--resume", "r"]).devices.distributed == "auto"
+
+
 def _config(argv):
     return parse_train(argv, parse_command(argv))[1]
 
