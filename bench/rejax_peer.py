@@ -333,9 +333,12 @@ def plot(payload: dict[str, Any], png: Path) -> None:
         width = 0.8 / len(trainers)
         for k, name in enumerate(trainers):
             vals = [next((r["steps_per_s"] for r in here if r["mode"] == m and r["trainer"] == name), 0) for m in modes]
+            cpu = [next((r["steps_per_cpu_s"] for r in here if r["mode"] == m and r["trainer"] == name), 0) for m in modes]
             ax.bar(np.arange(len(modes)) + k * width, vals, width, label=name, color=colors.get(name))
+            ax.scatter(np.arange(len(modes)) + k * width, cpu, marker="_", s=400, color="black",
+                       label="per CPU-second" if k == 0 else None, zorder=3)
         ax.set_xticks(np.arange(len(modes)) + width * (len(trainers) - 1) / 2, [m.replace("_", " ") for m in modes])
-        ax.set_ylabel("env steps/s (training)")
+        ax.set_ylabel("env steps/s (training; bars: wall clock)")
         ax.set_title(f"{task}: {here[0]['num_seeds']} seeds x {here[0]['env_steps'] // here[0]['num_seeds']:,} steps")
         ax.legend(fontsize=8)
         ax = axes[1, j]
