@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from train import networks
+from train import feature_major, networks
 from train.config import PPOConfig
 from train.envs import make_env
 from train.rollout import EnvSpec, describe_env
@@ -29,18 +29,30 @@ class TrainSetup:
       once, outside the step loop, and each step is a row gather.
     NOTE: this is where PPO's time went on small discrete envs: a 64x64 two-tower MLP evaluated
     and differentiated on every sample of every minibatch, when the 4x4 grid has 16 observations.
+
+    With ``feature_major`` (flat ``"vector"`` observations, e.g. CartPole) the same network is
+    evaluated by ``train.feature_major.apply``: activations ``[features, batch]`` and matmuls that
+    stay on XLA:CPU's fast dot kernels (the same function up to float rounding).
     """
 
     config: PPOConfig
     spec: EnvSpec
     network: networks.ActorCritic
     obs_table: bool = False
+    feature_major: bool = False
+
+    def _feature_major(self, params: Any, obs: jax.Array, critic_only: bool = False):
+        return feature_major.apply(
+            params, obs, len(self.config.hidden_sizes), self.config.activation, critic_only
+        )
 
     def _table(self, params: Any, critic_only: bool = False):
         every_obs = jnp.arange(self.spec.num_obs_categories, dtype=jnp.int32)
         return self.network.apply(params, every_obs, critic_only=critic_only, every_obs=True)
 
     def apply(self, params: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.feature_major:
+            return self._feature_major(params, obs)
         if not self.obs_table:
             return self.network.apply(params, obs)
         policy_table, value_table = self._table(params)
@@ -50,6 +62,8 @@ class TrainSetup:
         return out[:, :-1], out[:, -1]
 
     def value(self, params: Any, obs: jax.Array) -> jax.Array:
+        if self.feature_major:
+            return self._feature_major(params, obs, critic_only=True)[1]
         if not self.obs_table:
             return self.network.apply(params, obs, critic_only=True)[1]
         return self._table(params, critic_only=True)[1][obs.reshape(-1)]
@@ -119,7 +133,11 @@ def make_setup(config: PPOConfig) -> TrainSetup:
         activation=config.activation,
     )
     return TrainSetup(
-        config=config, spec=spec, network=network, obs_table=resolve_obs_table(config, spec)
+        config=config,
+        spec=spec,
+        network=network,
+        obs_table=resolve_obs_table(config, spec),
+        feature_major=spec.obs_kind == "vector",
     )
 
 

@@ -1,0 +1,99 @@
+"""``train.feature_major``: the actor-critic evaluated feature-major must be the same function,
+and have the same gradient, as ``ActorCritic.apply`` (to float rounding), and the trainer must use
+it for flat observations only (discrete and image observations keep ``ActorCritic``)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from train import PPOConfig, feature_major, networks
+from train.setup import make_setup
+
+
+def _network(obs_dim: int, hidden: tuple[int, ...], activation: str, discrete: bool = True):
+    return networks.ActorCritic(
+        action_dim=3 if discrete else 2, discrete_actions=discrete, obs_kind="vector",
+        hidden_sizes=hidden, activation=activation,
+    )
+
+
+def _perturbed_params(net, obs, key=0):
+    params = networks.init_params(jax.random.PRNGKey(key), net, obs)
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(key + 1), len(leaves))
+    # Non-zero biases and a less flat actor head, so every term matters.
+    return jax.tree.unflatten(treedef, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+
+
+@pytest.mark.parametrize("hidden,activation", [((64, 64), "tanh"), ((16,), "relu"), ((), "tanh"), ((8, 5, 7), "tanh")])
+def test_apply__same_outputs_and_gradients_as_actor_critic(hidden, activation):
+    net = _network(6, hidden, activation)
+    obs = jax.random.normal(jax.random.PRNGKey(3), (37, 2, 3))  # flattened to [37, 6]
+    params = _perturbed_params(net, obs)
+    fm = jax.jit(lambda p, o, c: feature_major.apply(p, o, len(hidden), activation, c), static_argnums=2)
+    want_pi, want_v = net.apply(params, obs)
+    got_pi, got_v = fm(params, obs, False)
+    assert got_pi.shape == (37, 3) and got_v.shape == (37,) and got_pi.dtype == jnp.float32
+    np.testing.assert_allclose(got_pi, want_pi, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-5)
+    none, critic = fm(params, obs, True)
+    assert none is None
+    np.testing.assert_allclose(critic, want_v, rtol=1e-5, atol=1e-5)
+
+    weights = jax.random.normal(jax.random.PRNGKey(4), (37, 4))
+
+    def loss(apply_fn):
+        def f(p):
+            pi, v = apply_fn(p)
+            return jnp.sum(pi * weights[:, :3]) + jnp.sum(jnp.tanh(v) * weights[:, 3])
+        return f
+
+    want = jax.grad(loss(lambda p: net.apply(p, obs)))(params)
+    got = jax.jit(jax.grad(loss(lambda p: feature_major.apply(p, obs, len(hidden), activation))))(params)
+    for (path, w), g in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got), strict=True):
+        assert np.abs(np.asarray(w)).max() > 0, path  # every parameter gets a gradient
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5, err_msg=jax.tree_util.keystr(path))
+
+
+def test_apply__vmapped_over_parameters_matches_per_run():
+    """Seeds vmapped (``seed_batching="vmap"``): the custom backward passes batch correctly."""
+    net = _network(4, (16, 16), "tanh")
+    obs = jax.random.normal(jax.random.PRNGKey(0), (32, 4))
+    params = jax.vmap(lambda k: _perturbed_params(net, obs, k))(jnp.arange(3))
+
+    def loss(p):
+        pi, v = feature_major.apply(p, obs, 2, "tanh")
+        return jnp.sum(jax.nn.log_softmax(pi)[:, 0]) + jnp.sum(v**2)
+
+    batched = jax.jit(jax.vmap(jax.grad(loss)))(params)
+    for i in range(3):
+        one = jax.tree.map(lambda x: x[i], params)
+        want = jax.grad(lambda p: loss(p))(one)
+        for g, w in zip(jax.tree.leaves(batched), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(g[i], w, rtol=1e-4, atol=1e-4)
+
+
+def test_setup__feature_major_for_vector_obs_only():
+    cartpole = make_setup(PPOConfig(env_id="CartPole-v1"))
+    assert cartpole.feature_major and not cartpole.obs_table
+    assert not make_setup(PPOConfig()).feature_major  # GridWorld: Discrete obs, the table
+    assert not make_setup(PPOConfig(obs_table="off")).feature_major  # one-hot per sample
+    assert make_setup(PPOConfig(env_kwargs={"obs": "onehot"})).feature_major
+    assert not make_setup(PPOConfig(env_id="TMaze-v0")).feature_major  # image: the CNN
+
+
+def test_setup__cartpole_apply_value_and_loss_terms_match_the_network():
+    setup = make_setup(PPOConfig(env_id="CartPole-v1"))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (50, 4))
+    params = _perturbed_params(setup.network, obs)
+    want_pi, want_v = setup.network.apply(params, obs)
+    got_pi, got_v = setup.apply(params, obs)
+    np.testing.assert_allclose(got_pi, want_pi, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(setup.value(params, obs), want_v, rtol=1e-5, atol=1e-5)
+    action = jax.random.randint(jax.random.PRNGKey(2), (50,), 0, 2)
+    log_prob, entropy, value = setup.evaluate_actions(params, obs, action)
+    np.testing.assert_allclose(log_prob, networks.log_prob(want_pi, None, action, True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(entropy, networks.entropy(want_pi, None, True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(value, want_v, rtol=1e-5, atol=1e-5)
