@@ -386,13 +386,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         # it instead); with action and cell in range, the table gathers skip bounds handling.
         action = self.action_index(action)
         if self.slippery:
-            # One 32-bit draw per step (results version 2): its top 23 bits are the slip uniform
-            # (jax.random.uniform's resolution), its lowest bit the side. Version 1 split the key
-            # and drew uniform + bernoulli: four threefry hashes per env step where this is one.
-            bits = generators.key_bits(key)  # = jax.random.bits(key, (), uint32)
-            uniform = (bits >> 9).astype(jnp.float32) * jnp.float32(2.0**-23)
-            slip = uniform < params.slip_prob
-            turn = jnp.where((bits & 1) == 1, 1, 3)  # +1: clockwise, +3: counter
+            slip, turn = self.draw_slip(key, params)
             action = jnp.where(slip, (action + turn) % 4, action)
         pos, kind = self.move(state, action, params)
         at_goal, in_lava = kind == GOAL, kind == LAVA
@@ -403,6 +397,24 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         pos = jnp.where(in_lava & ~params.lava_terminates, self.start_of(state, params), pos)
         state = state.replace(time=state.time + 1, pos=pos)
         return self.get_obs(state, params), state, reward, terminated, {}
+
+    def draw_slip(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, jax.Array]:
+        """The slip of a step taken with ``key`` (``step_env``'s key): ``(slip () bool, turn () int32)``;
+        a slipped step turns the action by ``turn`` (+1 clockwise, +3 counter-clockwise, mod 4).
+        Always ``(False, 1)`` for an env made without slip.
+
+        One 32-bit draw per step (results version 2): its top 23 bits are the slip uniform
+        (jax.random.uniform's resolution), compared with ``params.slip_prob``; its lowest bit the
+        side. Version 1 split the key and drew uniform + bernoulli: four threefry hashes per env
+        step where this is one.
+        """
+        if not self.slippery:
+            return jnp.bool_(False), jnp.int32(1)
+        bits = generators.key_bits(key)  # = jax.random.bits(key, (), uint32)
+        uniform = (bits >> 9).astype(jnp.float32) * jnp.float32(2.0**-23)
+        slip = uniform < params.slip_prob
+        turn = jnp.where((bits & 1) == 1, jnp.int32(1), jnp.int32(3))
+        return slip, turn
 
     def action_index(self, action: int | jax.Array) -> jax.Array:
         """The () int32 action ``step`` takes: clipped into ``0..num_actions-1``; a float action

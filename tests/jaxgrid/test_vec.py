@@ -241,3 +241,40 @@ def test_place_start_and_goal__uniform_over_distinct_floor_cells():
         counts = np.bincount(cells, minlength=base.shape[0])[floor]
         assert counts.min() > 0 and counts.sum() == len(keys)
         assert stats.chisquare(counts).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("env_id", ["Maze-9x9-v0", "FrozenLake-v1", "FourRoomsRandom-v0"])
+def test_transition_each_and_reset_where__bitwise_the_vmapped_pieces(env_id):
+    """The two public pieces of ``step``: ``transition_each`` is ``vmap(env.step_without_reset)``
+    and ``reset_where`` is ``where(mask, vmap(env.reset_env), ...)``, also when more envs are
+    masked than the reset capacity (extra rounds)."""
+    num_envs = 16
+    env, params = make(env_id, obs="view" if env_id != "FrozenLake-v1" else "index")
+    venv = jaxgrid.VecEnv(env, num_envs, reset_capacity=3)
+    keys = jax.random.split(jax.random.PRNGKey(4), num_envs)
+    obs, state = venv.reset_each(keys, params)
+    actions = jnp.arange(num_envs, dtype=jnp.int32) % 4
+    got = jax.jit(venv.transition_each)(keys, state, actions, params)
+    want = jax.vmap(env.step_without_reset, in_axes=(0, 0, 0, None))(keys, state, actions, params)
+    assert_bitwise(got, want)
+    reset_keys = jax.random.split(jax.random.PRNGKey(5), num_envs)
+    obs_re, state_re = jax.vmap(env.reset_env, in_axes=(0, None))(reset_keys, params)
+    for mask in (np.arange(num_envs) % 5 == 1, np.arange(num_envs) < 11, np.zeros(num_envs, bool)):
+        mask = jnp.asarray(mask)
+        pick = lambda r, s: jnp.where(mask.reshape(mask.shape + (1,) * (s.ndim - 1)), r, s)  # noqa: E731
+        want = (jax.tree.map(pick, obs_re, got[0]), jax.tree.map(pick, state_re, got[1]))
+        assert_bitwise(jax.jit(venv.reset_where)(reset_keys, mask, got[0], got[1], params), want)
+
+
+def test_transition_each__refuses_an_env_without_the_split():
+    env, params = gymnax.make("CartPole-v1")
+    venv = jaxgrid.VecEnv(env, 4)
+    with pytest.raises(ValueError, match="needs a jaxgrid grid env"):
+        venv.transition_each(jax.random.split(jax.random.PRNGKey(0), 4), None, jnp.zeros(4, jnp.int32), params)
+
+
+def test_vec_env__equal_configurations_compare_and_hash_equal():
+    env, _ = jaxgrid.make("Maze-9x9-v0")
+    assert jaxgrid.VecEnv(env, 8) == jaxgrid.VecEnv(jaxgrid.make("Maze-9x9-v0")[0], 8)
+    assert hash(jaxgrid.VecEnv(env, 8)) == hash(jaxgrid.VecEnv(env, 8))
+    assert jaxgrid.VecEnv(env, 8) != jaxgrid.VecEnv(env, 8, reset_capacity=2) != jaxgrid.VecEnv(env, 9)
