@@ -82,6 +82,7 @@ class VecEnv:
             reset_capacity = default_reset_capacity(env, num_envs)
         self.reset_capacity = min(_check_count("reset_capacity", reset_capacity), self.num_envs)
         self._transition = _transition_of(env)
+        self._obs_of_state = _obs_of_state(env) if self._transition is not None else None
         self.compacted = self._transition is not None and self.reset_capacity < self.num_envs
 
     # ----------------------------------------------------------------------------------------
@@ -213,7 +214,16 @@ class VecEnv:
             self._transition, in_axes=(0, 0, 0, None)
         )(key_step, state, action, params)
         done = jnp.logical_or(terminated, truncated)
-        obs, state = self._reset_where(lambda idx: child_keys(keys_at(idx), 1), done, obs_st, state_st, params)
+        reset_keys_at = lambda idx: child_keys(keys_at(idx), 1)  # noqa: E731
+        if self._obs_of_state is None:
+            obs, state = self._reset_where(reset_keys_at, done, obs_st, state_st, params)
+        else:
+            # Only the (small) state is reset and scattered; the observation is encoded once, from
+            # the state each env ends the step in: the same values as the select of the two
+            # observations (a grid env's observation is get_obs of its state), without writing the
+            # observation batch twice (and, where the caller drops info, fused into its consumer).
+            _, state = self._reset_where(reset_keys_at, done, None, state_st, params)
+            obs = jax.vmap(self._obs_of_state, in_axes=(0, None))(state, params)
         info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st,
                 "final_state": state_st}  # as GridWorld.step's info
         return obs, state, reward, terminated, truncated, info
@@ -225,7 +235,8 @@ class VecEnv:
             return self._reset_done(keys_at, mask, obs, state, params)
         obs_re, state_re = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys_at(None), params)
         select = lambda r, s: jnp.where(jnp.reshape(mask, mask.shape + (1,) * (s.ndim - 1)), r, s)  # noqa: E731
-        return jax.tree.map(select, obs_re, obs), jax.tree.map(select, state_re, state)
+        obs = None if obs is None else jax.tree.map(select, obs_re, obs)
+        return obs, jax.tree.map(select, state_re, state)
 
     def _reset_done(self, keys_at, done: jax.Array, obs: Any, state: Any, params: Any):
         """``obs``/``state`` with every ``done`` env replaced by its reset (``keys_at(idx)``: the reset keys of
@@ -244,7 +255,8 @@ class VecEnv:
             keys = keys_at(jnp.minimum(idx, n - 1))
             obs_re, state_re = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys, params)
             put = lambda full, part: full.at[idx].set(part, mode="drop")  # noqa: E731
-            return jax.tree.map(put, obs, obs_re), jax.tree.map(put, state, state_re)
+            obs = None if obs is None else jax.tree.map(put, obs, obs_re)  # None: state only
+            return obs, jax.tree.map(put, state, state_re)
 
         obs, state = reset_round(jnp.int32(0), obs, state)
 
@@ -273,6 +285,15 @@ def _transition_of(env: environment.Environment):
     if isinstance(env, GridWorld) and type(env).step is GridWorld.step:
         return env.step_without_reset
     return None
+
+
+def _obs_of_state(env: environment.Environment):
+    """``env.get_obs`` where every observation the env returns is ``get_obs`` of the state it returns
+    with it (jaxgrid's own ``step_env``/``reset_env``, which end in ``self.get_obs(state, params)``),
+    else None (a subclass with its own reset or step: its observations are scattered as given)."""
+    step_ok = type(env).step_env is GridWorld.step_env
+    reset_ok = type(env).reset_env in (GridWorld.reset_env, ProceduralGridWorld.reset_env)
+    return env.get_obs if step_ok and reset_ok else None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -278,3 +278,35 @@ def test_vec_env__equal_configurations_compare_and_hash_equal():
     assert jaxgrid.VecEnv(env, 8) == jaxgrid.VecEnv(jaxgrid.make("Maze-9x9-v0")[0], 8)
     assert hash(jaxgrid.VecEnv(env, 8)) == hash(jaxgrid.VecEnv(env, 8))
     assert jaxgrid.VecEnv(env, 8) != jaxgrid.VecEnv(env, 8, reset_capacity=2) != jaxgrid.VecEnv(env, 9)
+
+
+@pytest.mark.parametrize("view_size", [1, 3, 7])
+def test_image_encoders__equal_a_numpy_reference_on_random_layouts(view_size):
+    """The int8-code encoders (``kind_codes`` then ``code_channels``) against the definition in
+    NumPy: channel c is ``kind == (WALL, GOAL, LAVA)[c]`` (the agent's cell, or the view's centre, for
+    c = 3); beyond the edge reads as a wall; other kinds (the cue) set no channel."""
+    from jaxgrid import observations
+    from jaxgrid.types import CUE, GOAL, LAVA, WALL
+
+    height, width = 5, 7
+    rng = np.random.default_rng(0)
+    kinds = rng.choice(np.array([0, WALL, GOAL, LAVA, CUE], np.int8), size=(40, height * width))
+    pos = rng.integers(height * width, size=40).astype(np.int32)
+    half = view_size // 2
+    for i in range(40):
+        k2 = kinds[i].reshape(height, width)
+        planes = [k2 == WALL, k2 == GOAL, k2 == LAVA, np.arange(height * width).reshape(height, width) == pos[i]]
+        want_grid = np.stack(planes, -1).astype(np.float32)
+        got_grid = observations.encode("grid", jnp.int32(pos[i]), jnp.asarray(kinds[i]), height, width, view_size)
+        np.testing.assert_array_equal(np.asarray(got_grid), want_grid)
+        padded = np.pad(k2, half, constant_values=WALL)
+        r, c = divmod(int(pos[i]), width)
+        win = padded[r:r + view_size, c:c + view_size]
+        centre = np.zeros_like(win, bool)
+        centre[half, half] = True
+        want_view = np.stack([win == WALL, win == GOAL, win == LAVA, centre], -1).astype(np.float32)
+        for shared in (False, True):
+            got = observations.encode("view", jnp.int32(pos[i]), jnp.asarray(kinds[i]), height, width, view_size,
+                                      shared_layout=shared)
+            assert got.dtype == jnp.float32
+            np.testing.assert_array_equal(np.asarray(got), want_view)
