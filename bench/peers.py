@@ -52,7 +52,7 @@ NUM_ENVS = (1, 256, 4096, 65536)
 QUICK_NUM_ENVS = (1, 256)
 ACTION_ROWS = 64
 SLOW_CALL_S = 3.0  # a point whose 2-step call takes longer is timed at 2 steps, 2 repeats
-CAPACITY_SWEEP = (128, 8)  # VecEnv reset_capacity = N / this, beside the default N/32
+CAPACITY_SWEEP = (32, 8)  # VecEnv reset_capacity = N / this, beside the default N/128
 GYM_VECTOR_MAX_ENVS = 4096  # Gymnasium's SyncVectorEnv: 65,536 Python envs take minutes to build
 PEER_PACKAGES = ("navix", "xminigrid", "envpool")
 LIBRARIES = ("jaxgrid", "navix", "xminigrid", "envpool", "gymnasium")
@@ -323,7 +323,7 @@ def point_specs(args) -> list[tuple[str, str, str, str, Callable[[int], dict[str
     jaxgrid_row("FourRooms", "jaxgrid FourRoomsRandom-v0 vmap(env.step)", "grid", "FourRoomsRandom-v0", vec=False)
     specs.append(("FourRooms", "jaxgrid", "jaxgrid FourRoomsRandom-v0 v1 vmap(env.step)", "grid",
                   jax_point(lambda n: four_rooms_random_v1_loop(n))))
-    # VecEnv's reset capacity beside the default (N/32), at the batch sizes where it matters.
+    # VecEnv's reset capacity beside the default (N/128), at the batch sizes where it matters.
     for denominator in CAPACITY_SWEEP:
         jaxgrid_row("Procedural 9x9", f"jaxgrid Maze-9x9-v0 K=N/{denominator}", "grid", "Maze-9x9-v0",
                     min_envs=4096, capacity_fraction=1 / denominator)

@@ -33,9 +33,10 @@ from jaxgrid.env import GridWorld
 from jaxgrid.procedural import ProceduralGridWorld
 
 # Default reset capacity of a procedural env: this fraction of the batch, at least MIN_CAPACITY.
-# Measured beside N/128 and N/8 by bench/peers.py's capacity rows (Maze-9x9-v0, FourRoomsRandom-v0,
-# random actions, 4,096 and 65,536 envs); the README's peers section quotes the run.
-DEFAULT_CAPACITY_FRACTION = 1 / 32
+# Under random actions 0.5% (Maze-9x9-v0, median) to 1% (FourRoomsRandom-v0) of the envs end per
+# step, so N/128 is about one round; measured beside N/32 (1.7x slower for Maze-9x9-v0 at 4,096
+# envs: a maze costs ~3 us, every slot is generated) and N/8 by bench/peers.py's capacity rows.
+DEFAULT_CAPACITY_FRACTION = 1 / 128
 MIN_CAPACITY = 4
 
 
