@@ -73,7 +73,10 @@ class VecEnv:
         ValueError: ``num_envs`` or ``reset_capacity`` is not an int >= 1.
 
     Every method works under ``jit``, ``vmap`` (e.g. over seeds), ``lax.scan`` and ``shard_map``
-    (one ``VecEnv`` of the per-device batch inside the mapped function).
+    (one ``VecEnv`` of the per-device batch inside the mapped function). ``transition_each`` and
+    ``reset_where`` are the two pieces of ``step``, for drivers with their own auto-reset rule (the
+    Gymnasium vector adapter). Two ``VecEnv`` of equal envs, sizes and capacities compare and hash
+    equal (a static argument of ``jit`` compiles once for both).
     """
 
     def __init__(self, env: environment.Environment, num_envs: int, reset_capacity: int | None = None):
