@@ -588,7 +588,6 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         # NEXT_STEP: the envs that were reset instead of stepped report the reset info.
         reset = self._autoreset if self.autoreset_mode == AutoresetMode.NEXT_STEP else np.zeros(n, bool)
         prob = self._probs[np.asarray(slipped, np.int64)]
-        infos: dict[str, Any] = {}
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             final = jax.device_get(final_d)
             final_obs = np.full(n, None, dtype=object)

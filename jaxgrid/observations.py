@@ -26,7 +26,7 @@ import numpy as np
 
 from jaxgrid.gymnax_base import spaces
 
-from jaxgrid.types import GOAL, LAVA, WALL
+from jaxgrid.types import FLOOR, GOAL, LAVA, WALL
 
 ENCODINGS = ("index", "onehot", "coords", "grid", "view")
 NUM_CHANNELS = 4
@@ -53,6 +53,11 @@ def observation_space(obs: str, height: int, width: int, view_size: int) -> spac
     if obs == "view":
         return spaces.Box(0.0, 1.0, (view_size, view_size, NUM_CHANNELS), jnp.float32)
     raise ValueError(f"unknown observation encoding {obs!r}; valid choices: {', '.join(ENCODINGS)}")
+
+
+# kind_codes maps the kinds to their channel bits arithmetically; it relies on these codes.
+if (FLOOR, WALL, GOAL, LAVA) != (0, 1, 2, 3):
+    raise ImportError("observations.kind_codes assumes FLOOR, WALL, GOAL, LAVA == 0, 1, 2, 3")
 
 
 def kind_codes(cell_kind: jax.Array) -> jax.Array:
