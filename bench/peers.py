@@ -52,7 +52,7 @@ NUM_ENVS = (1, 256, 4096, 65536)
 QUICK_NUM_ENVS = (1, 256)
 ACTION_ROWS = 64
 SLOW_CALL_S = 3.0  # a point whose 2-step call takes longer is timed at 2 steps, 2 repeats
-CAPACITY_SWEEP = (128, 8)  # VecEnv reset_capacity = N / this, beside the default N/32
+CAPACITY_SWEEP = (32, 8)  # VecEnv reset_capacity = N / this, beside the default N/128
 GYM_VECTOR_MAX_ENVS = 4096  # Gymnasium's SyncVectorEnv: 65,536 Python envs take minutes to build
 PEER_PACKAGES = ("navix", "xminigrid", "envpool")
 LIBRARIES = ("jaxgrid", "navix", "xminigrid", "envpool", "gymnasium")
@@ -209,9 +209,10 @@ def xminigrid_loop(env_id: str, num_envs: int) -> EnvLoop:
     return EnvLoop(init, step, int(env.num_actions(params)))
 
 
-def measure_loop_jax(loop: EnvLoop, num_envs: int, args) -> dict[str, Any]:
-    """Compiles the fori_loop program once (timed apart), calibrates its length to ``args.target_s``
-    per call, then times ``args.repeats`` calls (median quoted)."""
+def prepare_loop_jax(loop: EnvLoop, num_envs: int, args) -> tuple[Callable[[], Any], int, int, float]:
+    """Compiles the fori_loop program once (timed apart) and calibrates its length to
+    ``args.target_s`` per call. Returns ``(call, num_steps, repeats, compile_s)``; ``call()`` runs
+    ``num_steps`` steps of ``num_envs`` envs (blocking on its result)."""
     import jax
     import jax.numpy as jnp
 
@@ -248,9 +249,34 @@ def measure_loop_jax(loop: EnvLoop, num_envs: int, args) -> dict[str, Any]:
                 break
             trial_steps *= 2
         num_steps = int(np.clip(args.target_s * trial_steps / max(elapsed, 1e-9), 2, 1_000_000))
-    timing = harness.time_calls(lambda: compiled(carry, actions, key_run, jnp.int32(num_steps)), repeats, warmup=0)
+    steps = jnp.int32(num_steps)
+    return (lambda: jax.block_until_ready(compiled(carry, actions, key_run, steps))), num_steps, repeats, compile_s
+
+
+def measure_loop_jax(loop: EnvLoop, num_envs: int, args) -> dict[str, Any]:
+    """``prepare_loop_jax``, then ``repeats`` timed calls (median quoted)."""
+    call, num_steps, repeats, compile_s = prepare_loop_jax(loop, num_envs, args)
+    timing = harness.time_calls(call, repeats, warmup=0)
     timing.compile_s = compile_s
     return env_throughput.result_row(num_envs, num_steps, timing)
+
+
+def measure_pair_jax(build_a: Callable[[int], EnvLoop], build_b: Callable[[int], EnvLoop], num_envs: int,
+                     args) -> dict[str, Any]:
+    """The ratio of two JAX programs' step rates, robust to a machine whose load comes and goes:
+    both are compiled and calibrated, then called alternately (a, b, a, b, ...) for
+    ``args.pair_rounds`` rounds; the median of the per-round ratios is quoted."""
+    call_a, steps_a, _, _ = prepare_loop_jax(build_a(num_envs), num_envs, args)
+    call_b, steps_b, _, _ = prepare_loop_jax(build_b(num_envs), num_envs, args)
+    rates_a, rates_b = [], []
+    for _ in range(args.pair_rounds):
+        for call, steps, rates in ((call_a, steps_a, rates_a), (call_b, steps_b, rates_b)):
+            start = time.perf_counter()
+            call()
+            rates.append(num_envs * steps / (time.perf_counter() - start))
+    ratios = [a / b for a, b in zip(rates_a, rates_b)]
+    return {"ratio": float(np.median(ratios)), "round_ratios": ratios, "rates_a": rates_a, "rates_b": rates_b,
+            "num_steps": [steps_a, steps_b]}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -289,6 +315,8 @@ def measure_python(make_stepper, num_envs: int, args) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------
 # The table: (task, library, impl label, obs, measure(n) -> row)
+JAX_BUILDERS: dict[tuple[str, str], tuple[str, Callable[[int], EnvLoop]]] = {}  # (impl, obs) -> (task, build(n)), by point_specs
+PAIRED_SIZES = (4096, 65536)  # where the jaxgrid-vs-jaxgrid targets are judged
 def point_specs(args) -> list[tuple[str, str, str, str, Callable[[int], dict[str, Any]], int]]:
     jax_point = lambda build: lambda n: measure_loop_jax(build(n), n, args)  # noqa: E731
     specs = []  # (task, library, impl, obs, measure(n), smallest num_envs measured)
@@ -296,7 +324,9 @@ def point_specs(args) -> list[tuple[str, str, str, str, Callable[[int], dict[str
     def jaxgrid_row(task, impl, obs, env_id, vec=True, min_envs=1, **kw):
         if obs == "view":
             kw["view_size"] = 7
-        specs.append((task, "jaxgrid", impl, obs, jax_point(lambda n: jaxgrid_loop(env_id, n, vec=vec, obs=obs, **kw)), min_envs))
+        build = lambda n: jaxgrid_loop(env_id, n, vec=vec, obs=obs, **kw)  # noqa: E731
+        JAX_BUILDERS[(impl, obs)] = (task, build)
+        specs.append((task, "jaxgrid", impl, obs, jax_point(build), min_envs))
 
     # Empty 8x8
     jaxgrid_row("Empty-8x8", "jaxgrid EmptyRoom-v0", "index", "EmptyRoom-v0", size=8)
@@ -321,9 +351,10 @@ def point_specs(args) -> list[tuple[str, str, str, str, Callable[[int], dict[str
     jaxgrid_row("Procedural 15x15", "jaxgrid EmptyRoom-v0 size=15", "grid", "EmptyRoom-v0", size=15)
     jaxgrid_row("Procedural 9x9", "jaxgrid Maze-9x9-v0 vmap(env.step)", "grid", "Maze-9x9-v0", vec=False)
     jaxgrid_row("FourRooms", "jaxgrid FourRoomsRandom-v0 vmap(env.step)", "grid", "FourRoomsRandom-v0", vec=False)
+    JAX_BUILDERS[("jaxgrid FourRoomsRandom-v0 v1 vmap(env.step)", "grid")] = ("FourRooms", four_rooms_random_v1_loop)
     specs.append(("FourRooms", "jaxgrid", "jaxgrid FourRoomsRandom-v0 v1 vmap(env.step)", "grid",
                   jax_point(lambda n: four_rooms_random_v1_loop(n))))
-    # VecEnv's reset capacity beside the default (N/32), at the batch sizes where it matters.
+    # VecEnv's reset capacity beside the default (N/128), at the batch sizes where it matters.
     for denominator in CAPACITY_SWEEP:
         jaxgrid_row("Procedural 9x9", f"jaxgrid Maze-9x9-v0 K=N/{denominator}", "grid", "Maze-9x9-v0",
                     min_envs=4096, capacity_fraction=1 / denominator)
@@ -396,6 +427,28 @@ def compute_ratios(rows, sizes) -> list[dict[str, Any]]:
     return out
 
 
+def compute_paired_ratios(args) -> list[dict[str, Any]]:
+    """``measure_pair_jax`` for every target whose two sides are jaxgrid programs (of ``args.tasks``),
+    at ``PAIRED_SIZES`` (those in ``args.sizes``)."""
+    out = []
+    for name, (num_impl, num_obs), (den_impl, den_obs), target in TARGETS:
+        a, b = JAX_BUILDERS.get((num_impl, num_obs)), JAX_BUILDERS.get((den_impl, den_obs))
+        if a is None or b is None or (args.tasks and a[0] not in args.tasks):
+            continue
+        (_, build_a), (_, build_b) = a, b
+        for n in (n for n in args.sizes if n in PAIRED_SIZES):
+            try:
+                pair = measure_pair_jax(build_a, build_b, n, args)
+            except Exception as err:  # noqa: BLE001 - reported, the rest still runs
+                print(f"paired {name} N={n}: FAILED {type(err).__name__}: {err}", flush=True)
+                continue
+            met = None if target is None else bool(pair["ratio"] >= target)
+            out.append({"name": name, "num_envs": n, "target": target, "met": met, **pair})
+            print(f"paired {name:58s} N={n:6d} {pair['ratio']:.3g}"
+                  + ("" if target is None else f" (target >= {target:g}: {'met' if met else 'MISSED'})"), flush=True)
+    return out
+
+
 def print_tables(rows, ratios, sizes) -> None:
     keys = list(dict.fromkeys((r["task"], r["impl"], r["obs"]) for r in rows))
     print("\n| task | implementation | obs | " + " | ".join(f"N={n:,}" for n in sizes) + " |")
@@ -447,8 +500,13 @@ def parse_args(argv=None):
     p.add_argument("--sizes", type=int, nargs="+", default=None, help=f"num_envs values (default {NUM_ENVS})")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per point (median quoted)")
     p.add_argument("--target-s", type=float, default=None, help="seconds per timed call (the step count is calibrated)")
+    p.add_argument("--pair-rounds", type=int, default=None, help="rounds of alternate calls per paired ratio (default 7; quick 2); pairs run at 4,096 and 65,536 envs")
+    p.add_argument("--paired-only", action="store_true",
+                   help="measure only the paired jaxgrid ratios and add them to the existing --out JSON")
     p.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "peers.json")
     args = p.parse_args(argv)
+    if args.pair_rounds is None:
+        args.pair_rounds = 2 if args.quick else 7
     if args.sizes is None:
         args.sizes = list(QUICK_NUM_ENVS if args.quick else NUM_ENVS)
     if args.repeats is None:
@@ -463,11 +521,14 @@ def main(argv=None) -> int:
     info = harness.machine_info()
     info["versions"].update(harness.package_versions(PEER_PACKAGES))
     harness.print_header(info)
-    runner = env_throughput.Runner(args)
     start = time.perf_counter()
+    specs = point_specs(args)
+    if args.paired_only:
+        return add_paired_ratios(args, info, start)
+    runner = env_throughput.Runner(args)
     libraries = args.only or LIBRARIES
     missing = {lib: library_missing(lib) for lib in libraries}
-    for task, library, impl, obs, measure, min_envs in point_specs(args):
+    for task, library, impl, obs, measure, min_envs in specs:
         if library not in libraries or (args.tasks and task not in args.tasks):
             continue
         if missing[library]:
@@ -487,6 +548,7 @@ def main(argv=None) -> int:
                 row.pop("env", None)
     ratios = compute_ratios(runner.rows, args.sizes)
     print_tables(runner.rows, ratios, args.sizes)
+    paired = compute_paired_ratios(args) if "jaxgrid" in libraries else []
     payload = {
         "benchmark": "peers",
         "machine": info,
@@ -502,10 +564,30 @@ def main(argv=None) -> int:
         "results": runner.rows,
         "skipped": runner.skipped,
         "ratios": ratios,
+        "paired_ratios": paired,
+        "paired_protocol": PAIRED_PROTOCOL,
         "wall_s": time.perf_counter() - start,
         "loadavg_end_1_5_15min": list(os.getloadavg()),
     }
     harness.write_results(args.out, payload, lambda png: plot(runner.rows, info, png))
+    return 0
+
+
+PAIRED_PROTOCOL = (
+    "jaxgrid-vs-jaxgrid targets: both programs compiled and calibrated to target_s per call, then called "
+    "alternately for pair_rounds rounds; the median of the per-round ratios (robust to load that comes and goes)"
+)
+
+
+def add_paired_ratios(args, info, start: float) -> int:
+    """``--paired-only``: the paired ratios, added to the JSON at ``args.out`` (its rows untouched)."""
+    payload = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "peers", "results": []}
+    paired = compute_paired_ratios(args)
+    payload.update(paired_ratios=paired, paired_protocol=PAIRED_PROTOCOL, paired_machine=info,
+                   paired_pair_rounds=args.pair_rounds, paired_wall_s=time.perf_counter() - start,
+                   paired_loadavg_end_1_5_15min=list(os.getloadavg()))
+    harness.write_json(args.out, payload)
+    print(f"added {len(paired)} paired ratios to {args.out}")
     return 0
 
 

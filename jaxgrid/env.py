@@ -386,13 +386,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         # it instead); with action and cell in range, the table gathers skip bounds handling.
         action = self.action_index(action)
         if self.slippery:
-            # One 32-bit draw per step (results version 2): its top 23 bits are the slip uniform
-            # (jax.random.uniform's resolution), its lowest bit the side. Version 1 split the key
-            # and drew uniform + bernoulli: four threefry hashes per env step where this is one.
-            bits = generators.key_bits(key)  # = jax.random.bits(key, (), uint32)
-            uniform = (bits >> 9).astype(jnp.float32) * jnp.float32(2.0**-23)
-            slip = uniform < params.slip_prob
-            turn = jnp.where((bits & 1) == 1, 1, 3)  # +1: clockwise, +3: counter
+            slip, turn = self.draw_slip(key, params)
             action = jnp.where(slip, (action + turn) % 4, action)
         pos, kind = self.move(state, action, params)
         at_goal, in_lava = kind == GOAL, kind == LAVA
@@ -403,6 +397,24 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         pos = jnp.where(in_lava & ~params.lava_terminates, self.start_of(state, params), pos)
         state = state.replace(time=state.time + 1, pos=pos)
         return self.get_obs(state, params), state, reward, terminated, {}
+
+    def draw_slip(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, jax.Array]:
+        """The slip of a step taken with ``key`` (``step_env``'s key): ``(slip () bool, turn () int32)``;
+        a slipped step turns the action by ``turn`` (+1 clockwise, +3 counter-clockwise, mod 4).
+        Always ``(False, 1)`` for an env made without slip.
+
+        One 32-bit draw per step (results version 2): its top 23 bits are the slip uniform
+        (jax.random.uniform's resolution), compared with ``params.slip_prob``; its lowest bit the
+        side. Version 1 split the key and drew uniform + bernoulli: four threefry hashes per env
+        step where this is one.
+        """
+        if not self.slippery:
+            return jnp.bool_(False), jnp.int32(1)
+        bits = generators.key_bits(key)  # = jax.random.bits(key, (), uint32)
+        uniform = (bits >> 9).astype(jnp.float32) * jnp.float32(2.0**-23)
+        slip = uniform < params.slip_prob
+        turn = jnp.where((bits & 1) == 1, jnp.int32(1), jnp.int32(3))
+        return slip, turn
 
     def action_index(self, action: int | jax.Array) -> jax.Array:
         """The () int32 action ``step`` takes: clipped into ``0..num_actions-1``; a float action
@@ -452,8 +464,16 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         num_actions = params.next_cell.shape[-1]
         target = params.next_cell.astype(jnp.int32)  # [cells, actions]
         kind = params.cell_kind.astype(jnp.int32).at[target].get(mode="promise_in_bounds")
-        packed = (target * 256 + kind).reshape(-1)  # cell kinds are small non-negative codes
-        entry = packed.at[state.pos * num_actions + action].get(mode="promise_in_bounds")
+        packed = target * 256 + kind  # cell kinds are small non-negative codes
+        if self.slippery:
+            # NOTE: the gather reads the cell's row of every action (its index depends on pos only)
+            # and the slipped action picks from it elementwise: with the action (the slip draw,
+            # three Threefry hashes per env under VecEnv) in the gather's index, XLA:CPU fuses the
+            # hashes into the gather and emits them as scalar code (1.3-1.9x slower step, measured).
+            row = packed.at[state.pos].get(mode="promise_in_bounds")  # [actions]
+            entry = jnp.sum(jnp.where(jnp.arange(num_actions) == action, row, 0))
+        else:
+            entry = packed.reshape(-1).at[state.pos * num_actions + action].get(mode="promise_in_bounds")
         return entry >> 8, entry & 0xFF
 
     def next_pos(self, state: GridState, action: jax.Array, params: GridParams) -> jax.Array:

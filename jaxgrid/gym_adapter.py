@@ -16,7 +16,9 @@ scripted calls on Gymnasium's FrozenLake/CartPole and on these adapters):
   env-side ``max_steps_in_episode`` applies. An explicit ``max_steps_in_episode=`` is an env-side
   limit too; the episode is cut at the smaller of the two. Truncation follows ``TimeLimit``:
   ``truncated`` is True on the step that uses up the limit, even if that step also terminates.
-- ``JaxGridVectorEnv`` (``make_vec``): N envs in one jitted, vmapped call, with Gymnasium's three
+- ``JaxGridVectorEnv`` (``make_vec``): N envs in one jitted call through ``jaxgrid.VecEnv`` (a reset
+  is computed only for the envs that need one: a procedural env makes no maze for envs that go on),
+  with Gymnasium's three
   autoreset modes (``autoreset_mode=`` keyword, ``AutoresetMode.NEXT_STEP`` by default, as
   Gymnasium's vector envs) and ``SyncVectorEnv``'s exact semantics in each: NEXT_STEP resets an
   ended env on the following ``step`` (reward 0, flags False); SAME_STEP resets it in the same
@@ -45,7 +47,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 from jaxgrid.gymnax_base import spaces as gymnax_spaces
 
-from jaxgrid import registry
+from jaxgrid import registry, vec
 
 NAMESPACE = "jaxgrid"
 RENDER_MODES = ["ansi", "rgb_array"]
@@ -140,8 +142,9 @@ def _random_keys(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
-# one env, Gymnasium's semantics. The single env runs these directly; the vector env vmaps them, so
-# env i of the vector env and a single env with the same key run the same trajectory.
+# one env, Gymnasium's semantics. The single env runs these directly; the vector env runs the same
+# keys and env functions through VecEnv (bitwise the vmapped pieces), so env i of the vector env and
+# a single env with the same key run the same trajectory.
 
 
 def _env_reset(env, key: jax.Array, params):
@@ -154,21 +157,15 @@ def _env_reset(env, key: jax.Array, params):
 def _env_step(env, key: jax.Array, state, action: jax.Array, params):
     """``(key', obs, state, reward, terminated, truncated, slipped)``; no auto-reset.
 
-    A slippery env's slip is drawn here, by the env's (and Gymnasium's) rule: the intended move with
-    probability ``1 - slip_prob``, each perpendicular one with ``slip_prob / 2``; the env then moves
-    without slipping. Drawing it here lets the adapter report the transition's probability.
-    ``truncated`` is Gymnasium's ``TimeLimit`` rule: the step count reached the limit, whether or
-    not this step also terminated.
+    The step is the env's own (``env.step_without_reset`` on the step key, slip included: the
+    intended move with probability ``1 - slip_prob``, each perpendicular one with
+    ``slip_prob / 2``); ``slipped`` is that step's slip (``env.draw_slip`` of the same key), so the
+    adapter can report the transition's probability. ``truncated`` is Gymnasium's ``TimeLimit``
+    rule: the step count reached the limit, whether or not this step also terminated.
     """
     key, key_step = jax.random.split(key)
-    slipped = jnp.bool_(False)
-    if env.slippery:
-        key_slip, key_side, key_step = jax.random.split(key_step, 3)
-        slipped = jax.random.uniform(key_slip) < params.slip_prob
-        turn = jnp.where(jax.random.bernoulli(key_side), 1, 3)  # +1 clockwise, +3 counter-clockwise
-        action = jnp.where(slipped, (jnp.asarray(action, jnp.int32) + turn) % 4, action)
-        params = params.replace(slip_prob=jnp.zeros_like(params.slip_prob))
-    obs, state, reward, terminated, _ = env.step_env(key_step, state, action, params)
+    obs, state, reward, terminated, _, _ = env.step_without_reset(key_step, state, action, params)
+    slipped, _ = env.draw_slip(key_step, params)
     truncated = state.time >= params.max_steps_in_episode
     return key, obs, state, reward, terminated, truncated, slipped
 
@@ -185,29 +182,37 @@ _single_step = partial(jax.jit, static_argnums=0)(_env_step)
 
 
 # ------------------------------------------------------------------------------------------------
-# N envs: the batched reset and step are these two functions (one XLA call each per Python call).
+# N envs: the batched reset and step are these two functions (one XLA call each per Python call),
+# both through ``jaxgrid.VecEnv`` (``transition_each`` / ``reset_where``: a reset is computed only
+# for the envs that need one). Env i's keys are those of ``_env_reset`` / ``_env_step`` on its key.
+
+
+def _split_each(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``vmap(jax.random.split)(keys)`` as its two halves, each [N, 2] uint32."""
+    return vec.child_keys(keys, 0), vec.child_keys(keys, 1)
 
 
 @partial(jax.jit, static_argnums=0)
-def batch_reset(env, keys: jax.Array, params, mask: jax.Array, obs, state):
+def batch_reset(venv: vec.VecEnv, keys: jax.Array, params, mask: jax.Array, obs, state):
     """Resets the envs where ``mask`` ([N] bool) is set; the others keep ``keys``/``obs``/``state``.
 
     Returns ``(keys', obs', state')``. ``obs``/``state`` may be None (the first reset: mask is all True).
     """
-    new_keys, new_obs, new_state = jax.vmap(partial(_env_reset, env), in_axes=(0, None))(keys, params)
+    new_keys, key_reset = _split_each(keys)
     if obs is None:
-        return new_keys, new_obs, new_state
-    pick = partial(_where, mask)
-    return pick(new_keys, keys), pick(new_obs, obs), jax.tree.map(pick, new_state, state)
+        obs, state = venv.reset_each(key_reset, params)
+        return new_keys, obs, state
+    obs, state = venv.reset_where(key_reset, mask, obs, state, params)
+    return _where(mask, new_keys, keys), obs, state
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def batch_step(env, mode: AutoresetMode, keys: jax.Array, state, actions: jax.Array, params,
+def batch_step(venv: vec.VecEnv, mode: AutoresetMode, keys: jax.Array, state, actions: jax.Array, params,
                reset_first: jax.Array):
     """One step of N envs in autoreset ``mode``, each env on its own key.
 
     Args:
-        env: the jaxgrid env (static).
+        venv: the ``VecEnv`` of the jaxgrid env (static).
         mode: ``AutoresetMode`` (static). NEXT_STEP: envs with ``reset_first`` are reset instead of
             stepped (reward 0, flags False). SAME_STEP: envs whose step ends the episode are reset in
             this call. DISABLED: every env is stepped.
@@ -221,23 +226,22 @@ def batch_step(env, mode: AutoresetMode, keys: jax.Array, state, actions: jax.Ar
         ``(keys', obs, state', reward, terminated, truncated, final_obs, slipped)``; ``final_obs`` is
         the observation each step reached (before a SAME_STEP reset); ``slipped`` [N] bool.
     """
-
-    def one(key, state, action, reset_first):
-        key_s, obs_s, state_s, reward, terminated, truncated, slipped = _env_step(env, key, state, action, params)
-        if mode == AutoresetMode.NEXT_STEP:
-            key_r, obs_r, state_r = _env_reset(env, key, params)
-            pick = partial(_where, reset_first)
-            zero = jnp.zeros_like(reward)
-            return (pick(key_r, key_s), pick(obs_r, obs_s), jax.tree.map(pick, state_r, state_s),
-                    pick(zero, reward), terminated & ~reset_first, truncated & ~reset_first, obs_s, slipped)
-        if mode == AutoresetMode.SAME_STEP:
-            key_r, obs_r, state_r = _env_reset(env, key_s, params)
-            pick = partial(_where, terminated | truncated)
-            return (pick(key_r, key_s), pick(obs_r, obs_s), jax.tree.map(pick, state_r, state_s),
-                    reward, terminated, truncated, obs_s, slipped)
-        return key_s, obs_s, state_s, reward, terminated, truncated, obs_s, slipped
-
-    return jax.vmap(one)(keys, state, actions, reset_first)
+    keys, key_step = _split_each(keys)  # as _env_step, env by env
+    obs_s, state_s, reward, terminated, _, _ = venv.transition_each(key_step, state, actions, params)
+    slipped = jax.vmap(venv.env.draw_slip, in_axes=(0, None))(key_step, params)[0]
+    truncated = state_s.time >= params.max_steps_in_episode  # TimeLimit's rule, as _env_step
+    if mode == AutoresetMode.NEXT_STEP:
+        # _env_reset on the same key splits it as the step did: the reset key is key_step and the
+        # next key the same, so only obs/state change for the envs reset instead of stepped.
+        obs, state = venv.reset_where(key_step, reset_first, obs_s, state_s, params)
+        reward = jnp.where(reset_first, jnp.zeros_like(reward), reward)
+        return (keys, obs, state, reward, terminated & ~reset_first, truncated & ~reset_first, obs_s, slipped)
+    if mode == AutoresetMode.SAME_STEP:
+        done = terminated | truncated
+        keys_after, key_reset = _split_each(keys)  # _env_reset on the key the step left
+        obs, state = venv.reset_where(key_reset, done, obs_s, state_s, params)
+        return _where(done, keys_after, keys), obs, state, reward, terminated, truncated, obs_s, slipped
+    return keys, obs_s, state_s, reward, terminated, truncated, obs_s, slipped
 
 
 def _where(mask: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -464,6 +468,7 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         self._probs = np.array(_move_probs(env_id, self.env, self.params, make_kwargs), dtype=np.float64)
         self._rewards = _reward_table(env_id, make_kwargs) or {}
         self.num_envs = int(num_envs)
+        self.venv = vec.VecEnv(self.env, self.num_envs)  # the batched path: resets only where needed
         self.render_mode = render_mode
         self.single_observation_space = to_gymnasium_space(self.env.observation_space(self.params))
         self.single_action_space = gymnasium.spaces.Discrete(self.env.num_actions)
@@ -530,7 +535,7 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         first = self._state is None
         mask_d = jnp.asarray(mask if not first else np.ones(self.num_envs, dtype=bool))
         new_keys, obs, self._state = batch_reset(
-            self.env, jnp.asarray(keys), self.params, mask_d,
+            self.venv, jnp.asarray(keys), self.params, mask_d,
             None if first else self._obs_device, None if first else self._state,
         )
         self._device_keys, self._obs_device = new_keys, obs
@@ -561,7 +566,7 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
             mode = AutoresetMode.DISABLED  # the same result without computing resets nobody needs
         # NumPy arguments go straight to the jitted call (a jnp.asarray each would be an extra dispatch).
         out = batch_step(
-            self.env, mode, self._device_keys, self._state, actions.astype(np.int32), self.params, self._autoreset
+            self.venv, mode, self._device_keys, self._state, actions.astype(np.int32), self.params, self._autoreset
         )
         self._device_keys, obs_d, self._state, reward, terminated, truncated, final_d, slipped = out
         self._obs_device = obs_d
@@ -583,7 +588,6 @@ class JaxGridVectorEnv(gymnasium.vector.VectorEnv):
         # NEXT_STEP: the envs that were reset instead of stepped report the reset info.
         reset = self._autoreset if self.autoreset_mode == AutoresetMode.NEXT_STEP else np.zeros(n, bool)
         prob = self._probs[np.asarray(slipped, np.int64)]
-        infos: dict[str, Any] = {}
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             final = jax.device_get(final_d)
             final_obs = np.full(n, None, dtype=object)

@@ -33,9 +33,10 @@ from jaxgrid.env import GridWorld
 from jaxgrid.procedural import ProceduralGridWorld
 
 # Default reset capacity of a procedural env: this fraction of the batch, at least MIN_CAPACITY.
-# Measured beside N/128 and N/8 by bench/peers.py's capacity rows (Maze-9x9-v0, FourRoomsRandom-v0,
-# random actions, 4,096 and 65,536 envs); the README's peers section quotes the run.
-DEFAULT_CAPACITY_FRACTION = 1 / 32
+# Under random actions 0.5% (Maze-9x9-v0, median) to 1% (FourRoomsRandom-v0) of the envs end per
+# step, so N/128 is about one round; measured beside N/32 (1.7x slower for Maze-9x9-v0 at 4,096
+# envs: a maze costs ~3 us, every slot is generated) and N/8 by bench/peers.py's capacity rows.
+DEFAULT_CAPACITY_FRACTION = 1 / 128
 MIN_CAPACITY = 4
 
 
@@ -72,7 +73,10 @@ class VecEnv:
         ValueError: ``num_envs`` or ``reset_capacity`` is not an int >= 1.
 
     Every method works under ``jit``, ``vmap`` (e.g. over seeds), ``lax.scan`` and ``shard_map``
-    (one ``VecEnv`` of the per-device batch inside the mapped function).
+    (one ``VecEnv`` of the per-device batch inside the mapped function). ``transition_each`` and
+    ``reset_where`` are the two pieces of ``step``, for drivers with their own auto-reset rule (the
+    Gymnasium vector adapter). Two ``VecEnv`` of equal envs, sizes and capacities compare and hash
+    equal (a static argument of ``jit`` compiles once for both).
     """
 
     def __init__(self, env: environment.Environment, num_envs: int, reset_capacity: int | None = None):
@@ -82,6 +86,7 @@ class VecEnv:
             reset_capacity = default_reset_capacity(env, num_envs)
         self.reset_capacity = min(_check_count("reset_capacity", reset_capacity), self.num_envs)
         self._transition = _transition_of(env)
+        self._obs_of_state = _obs_of_state(env) if self._transition is not None else None
         self.compacted = self._transition is not None and self.reset_capacity < self.num_envs
 
     # ----------------------------------------------------------------------------------------
@@ -144,10 +149,68 @@ class VecEnv:
             return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
         return self._step(lambda idx: keys if idx is None else keys[idx], state, action, params)
 
+    # ----------------------------------------------------------------------------------------
+    # The two pieces of a step, public for drivers with their own auto-reset rule (the Gymnasium
+    # adapter's NEXT_STEP / SAME_STEP / DISABLED modes); ``step`` is ``transition_each`` then
+    # ``reset_where``.
+    def transition_each(
+        self, keys: jax.Array, state: Any, action: jax.Array, params: Any = None
+    ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """Every env's step without its auto-reset: bitwise
+        ``vmap(env.step_without_reset, in_axes=(0, 0, 0, None))(keys, state, action, params)``.
+
+        Args:
+            keys: ``[N]`` keys, each used as that env's step key (``env.step``'s ``key_step``).
+            state, action, params: as for ``step``.
+
+        Returns:
+            ``(obs, state, reward, terminated, truncated, info)`` of the state each env reached
+            (``truncated``: the time limit was used up without terminating), leaves ``[N, ...]``.
+
+        Raises:
+            ValueError: ``env`` is not a jaxgrid grid env (gymnax's own envs have no such split).
+        """
+        self._check_split("transition_each")
+        params = self.env.default_params if params is None else params
+        return jax.vmap(self._transition, in_axes=(0, 0, 0, None))(keys, state, action, params)
+
+    def reset_where(self, keys: jax.Array, mask: jax.Array, obs: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        """``(obs, state)`` with each env where ``mask`` replaced by ``env.reset_env(keys[i], params)``:
+        bitwise ``where(mask, vmap(env.reset_env)(keys, params), (obs, state))``, computing at most
+        ``reset_capacity`` resets per round (one round unless more envs are masked).
+
+        Args:
+            keys: ``[N]`` keys, each used as that env's reset key.
+            mask: ``[N]`` bool, the envs to reset.
+            obs, state: the batch (leaves ``[N, ...]``); unmasked envs keep theirs.
+            params: as for ``step``.
+
+        Raises:
+            ValueError: ``env`` is not a jaxgrid grid env.
+        """
+        self._check_split("reset_where")
+        params = self.env.default_params if params is None else params
+        return self._reset_where(lambda idx: keys if idx is None else keys[idx], mask, obs, state, params)
+
+    def _check_split(self, method: str) -> None:
+        if self._transition is None:
+            raise ValueError(
+                f"VecEnv.{method} needs a jaxgrid grid env (step_without_reset / reset_env); "
+                f"{self.env!r} steps only as a whole (use step or step_each)"
+            )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VecEnv):
+            return NotImplemented
+        return (self.env, self.num_envs, self.reset_capacity) == (other.env, other.num_envs, other.reset_capacity)
+
+    def __hash__(self) -> int:  # equal VecEnvs share compiled programs where one is a static argument
+        return hash((VecEnv, self.env, self.num_envs, self.reset_capacity))
+
     def _step(self, keys_at, state, action, params):
         """``env.step`` rebuilt from its pieces; ``keys_at(idx [M] int32 | None) -> [M]`` keys of
-        those envs (None: all). Dense (K = N): every env's reset and a select, as ``env.step``;
-        compacted: resets for the done envs only."""
+        those envs (None: all): ``transition_each`` on their step halves, then ``reset_where`` on
+        the reset halves of the envs that ended."""
         params = self.env.default_params if params is None else params
         # The halves of every env's key: hashed only where used (XLA drops the rest).
         key_step = child_keys(keys_at(None), 0)
@@ -155,18 +218,33 @@ class VecEnv:
             self._transition, in_axes=(0, 0, 0, None)
         )(key_step, state, action, params)
         done = jnp.logical_or(terminated, truncated)
-        if self.compacted:
-            obs, state = self._reset_done(keys_at, done, obs_st, state_st, params)
+        reset_keys_at = lambda idx: child_keys(keys_at(idx), 1)  # noqa: E731
+        if self._obs_of_state is None:
+            obs, state = self._reset_where(reset_keys_at, done, obs_st, state_st, params)
         else:
-            obs_re, state_re = jax.vmap(self.env.reset_env, in_axes=(0, None))(child_keys(keys_at(None), 1), params)
-            select = lambda r, s: jnp.where(jnp.reshape(done, done.shape + (1,) * (s.ndim - 1)), r, s)  # noqa: E731
-            obs, state = jax.tree.map(select, obs_re, obs_st), jax.tree.map(select, state_re, state_st)
+            # Only the (small) state is reset and scattered; the observation is encoded once, from
+            # the state each env ends the step in: the same values as the select of the two
+            # observations (a grid env's observation is get_obs of its state), without writing the
+            # observation batch twice (and, where the caller drops info, fused into its consumer).
+            _, state = self._reset_where(reset_keys_at, done, None, state_st, params)
+            obs = jax.vmap(self._obs_of_state, in_axes=(0, None))(state, params)
         info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st,
                 "final_state": state_st}  # as GridWorld.step's info
         return obs, state, reward, terminated, truncated, info
 
+    def _reset_where(self, keys_at, mask: jax.Array, obs: Any, state: Any, params: Any) -> tuple[Any, Any]:
+        """Dense (K = N): every env's reset and a select, as ``env.step``; compacted: resets for
+        the masked envs only."""
+        if self.compacted:
+            return self._reset_done(keys_at, mask, obs, state, params)
+        obs_re, state_re = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys_at(None), params)
+        select = lambda r, s: jnp.where(jnp.reshape(mask, mask.shape + (1,) * (s.ndim - 1)), r, s)  # noqa: E731
+        obs = None if obs is None else jax.tree.map(select, obs_re, obs)
+        return obs, jax.tree.map(select, state_re, state)
+
     def _reset_done(self, keys_at, done: jax.Array, obs: Any, state: Any, params: Any):
-        """``obs``/``state`` with every ``done`` env replaced by its reset, K envs per round."""
+        """``obs``/``state`` with every ``done`` env replaced by its reset (``keys_at(idx)``: the reset keys of
+        those envs), K envs per round."""
         n, k = self.num_envs, self.reset_capacity
         rank = jnp.cumsum(done, dtype=jnp.int32) - 1  # [N] place of each done env among the done
         count = rank[-1] + 1
@@ -178,10 +256,11 @@ class VecEnv:
         def reset_round(first: jax.Array, obs: Any, state: Any) -> tuple[Any, Any]:
             # The done envs of rank first .. first+K-1; slots past the last done env hold n.
             idx = jax.lax.dynamic_slice(order, (first,), (k,))
-            keys = child_keys(keys_at(jnp.minimum(idx, n - 1)), 1)
+            keys = keys_at(jnp.minimum(idx, n - 1))
             obs_re, state_re = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys, params)
             put = lambda full, part: full.at[idx].set(part, mode="drop")  # noqa: E731
-            return jax.tree.map(put, obs, obs_re), jax.tree.map(put, state, state_re)
+            obs = None if obs is None else jax.tree.map(put, obs, obs_re)  # None: state only
+            return obs, jax.tree.map(put, state, state_re)
 
         obs, state = reset_round(jnp.int32(0), obs, state)
 
@@ -210,6 +289,15 @@ def _transition_of(env: environment.Environment):
     if isinstance(env, GridWorld) and type(env).step is GridWorld.step:
         return env.step_without_reset
     return None
+
+
+def _obs_of_state(env: environment.Environment):
+    """``env.get_obs`` where every observation the env returns is ``get_obs`` of the state it returns
+    with it (jaxgrid's own ``step_env``/``reset_env``, which end in ``self.get_obs(state, params)``),
+    else None (a subclass with its own reset or step: its observations are scattered as given)."""
+    step_ok = type(env).step_env is GridWorld.step_env
+    reset_ok = type(env).reset_env in (GridWorld.reset_env, ProceduralGridWorld.reset_env)
+    return env.get_obs if step_ok and reset_ok else None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -171,3 +171,36 @@ def test_stable_baselines3__ppo_learns_gridworld_through_the_adapter():
         obs, reward, terminated, truncated, _ = env.step(int(action))
         total, steps, done = total + reward, steps + 1, terminated or truncated
     assert terminated and steps == 6 and np.isclose(total, 0.8)
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+def test_make_vec__procedural_env_through_vec_env_runs_as_the_single_adapter(mode):
+    """``make_vec`` steps through ``jaxgrid.VecEnv`` (resets compacted: capacity 4 of 12 envs) and
+    env i seeded ``s`` still runs exactly as ``gymnasium.make`` seeded ``s + i`` (SyncVectorEnv over
+    the single adapter), new mazes included; a short limit ends all 12 episodes at once, more than
+    the capacity, so the extra reset rounds run too."""
+    from jaxgrid.vec import VecEnv
+
+    kwargs = {"num_envs": 12, "max_episode_steps": 6, "obs": "view", "view_size": 3}
+    ours = gymnasium.make_vec("jaxgrid/Maze-9x9-v0", autoreset_mode=mode, **kwargs)
+    theirs = gymnasium.make_vec("jaxgrid/Maze-9x9-v0", vectorization_mode="sync",
+                                vector_kwargs={"autoreset_mode": mode}, **kwargs)
+    assert isinstance(ours.venv, VecEnv) and ours.venv.compacted and ours.venv.reset_capacity == 4
+    rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(ours.reset(seed=5)[0], theirs.reset(seed=5)[0])
+    ends = 0
+    for t in range(40):
+        actions = rng.integers(4, size=12)
+        a, b = ours.step(actions), theirs.step(actions)
+        for name, x, y in zip(("obs", "reward", "terminated", "truncated"), a[:4], b[:4]):
+            np.testing.assert_array_equal(x, y, err_msg=f"{mode} step {t} {name}")
+        assert a[4].keys() == b[4].keys()
+        for i in np.flatnonzero(a[4].get("_final_obs", [])):
+            np.testing.assert_array_equal(a[4]["final_obs"][i], b[4]["final_obs"][i])
+        done = a[2] | a[3]
+        ends += int(done.sum())
+        if mode == AutoresetMode.DISABLED and done.any():
+            mask = done.copy()
+            np.testing.assert_array_equal(ours.reset(options={"reset_mask": mask})[0],
+                                          theirs.reset(options={"reset_mask": mask})[0])
+    assert ends >= 12 * 4

@@ -241,3 +241,72 @@ def test_place_start_and_goal__uniform_over_distinct_floor_cells():
         counts = np.bincount(cells, minlength=base.shape[0])[floor]
         assert counts.min() > 0 and counts.sum() == len(keys)
         assert stats.chisquare(counts).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("env_id", ["Maze-9x9-v0", "FrozenLake-v1", "FourRoomsRandom-v0"])
+def test_transition_each_and_reset_where__bitwise_the_vmapped_pieces(env_id):
+    """The two public pieces of ``step``: ``transition_each`` is ``vmap(env.step_without_reset)``
+    and ``reset_where`` is ``where(mask, vmap(env.reset_env), ...)``, also when more envs are
+    masked than the reset capacity (extra rounds)."""
+    num_envs = 16
+    env, params = make(env_id, obs="view" if env_id != "FrozenLake-v1" else "index")
+    venv = jaxgrid.VecEnv(env, num_envs, reset_capacity=3)
+    keys = jax.random.split(jax.random.PRNGKey(4), num_envs)
+    obs, state = venv.reset_each(keys, params)
+    actions = jnp.arange(num_envs, dtype=jnp.int32) % 4
+    got = jax.jit(venv.transition_each)(keys, state, actions, params)
+    want = jax.vmap(env.step_without_reset, in_axes=(0, 0, 0, None))(keys, state, actions, params)
+    assert_bitwise(got, want)
+    reset_keys = jax.random.split(jax.random.PRNGKey(5), num_envs)
+    obs_re, state_re = jax.vmap(env.reset_env, in_axes=(0, None))(reset_keys, params)
+    for mask in (np.arange(num_envs) % 5 == 1, np.arange(num_envs) < 11, np.zeros(num_envs, bool)):
+        mask = jnp.asarray(mask)
+        pick = lambda r, s: jnp.where(mask.reshape(mask.shape + (1,) * (s.ndim - 1)), r, s)  # noqa: E731
+        want = (jax.tree.map(pick, obs_re, got[0]), jax.tree.map(pick, state_re, got[1]))
+        assert_bitwise(jax.jit(venv.reset_where)(reset_keys, mask, got[0], got[1], params), want)
+
+
+def test_transition_each__refuses_an_env_without_the_split():
+    env, params = gymnax.make("CartPole-v1")
+    venv = jaxgrid.VecEnv(env, 4)
+    with pytest.raises(ValueError, match="needs a jaxgrid grid env"):
+        venv.transition_each(jax.random.split(jax.random.PRNGKey(0), 4), None, jnp.zeros(4, jnp.int32), params)
+
+
+def test_vec_env__equal_configurations_compare_and_hash_equal():
+    env, _ = jaxgrid.make("Maze-9x9-v0")
+    assert jaxgrid.VecEnv(env, 8) == jaxgrid.VecEnv(jaxgrid.make("Maze-9x9-v0")[0], 8)
+    assert hash(jaxgrid.VecEnv(env, 8)) == hash(jaxgrid.VecEnv(env, 8))
+    assert jaxgrid.VecEnv(env, 8) != jaxgrid.VecEnv(env, 8, reset_capacity=2) != jaxgrid.VecEnv(env, 9)
+
+
+@pytest.mark.parametrize("view_size", [1, 3, 7])
+def test_image_encoders__equal_a_numpy_reference_on_random_layouts(view_size):
+    """The int8-code encoders (``kind_codes`` then ``code_channels``) against the definition in
+    NumPy: channel c is ``kind == (WALL, GOAL, LAVA)[c]`` (the agent's cell, or the view's centre, for
+    c = 3); beyond the edge reads as a wall; other kinds (the cue) set no channel."""
+    from jaxgrid import observations
+    from jaxgrid.types import CUE, GOAL, LAVA, WALL
+
+    height, width = 5, 7
+    rng = np.random.default_rng(0)
+    kinds = rng.choice(np.array([0, WALL, GOAL, LAVA, CUE], np.int8), size=(40, height * width))
+    pos = rng.integers(height * width, size=40).astype(np.int32)
+    half = view_size // 2
+    for i in range(40):
+        k2 = kinds[i].reshape(height, width)
+        planes = [k2 == WALL, k2 == GOAL, k2 == LAVA, np.arange(height * width).reshape(height, width) == pos[i]]
+        want_grid = np.stack(planes, -1).astype(np.float32)
+        got_grid = observations.encode("grid", jnp.int32(pos[i]), jnp.asarray(kinds[i]), height, width, view_size)
+        np.testing.assert_array_equal(np.asarray(got_grid), want_grid)
+        padded = np.pad(k2, half, constant_values=WALL)
+        r, c = divmod(int(pos[i]), width)
+        win = padded[r:r + view_size, c:c + view_size]
+        centre = np.zeros_like(win, bool)
+        centre[half, half] = True
+        want_view = np.stack([win == WALL, win == GOAL, win == LAVA, centre], -1).astype(np.float32)
+        for shared in (False, True):
+            got = observations.encode("view", jnp.int32(pos[i]), jnp.asarray(kinds[i]), height, width, view_size,
+                                      shared_layout=shared)
+            assert got.dtype == jnp.float32
+            np.testing.assert_array_equal(np.asarray(got), want_view)
