@@ -4,12 +4,13 @@
 >>> env, params = jaxgrid.make("GridWorld-4x4-v0")
 >>> obs, state = env.reset(jax.random.PRNGKey(0), params)
 
-Ids: ``registered_ids()`` (the lesson's 4x4 grid, any text map, Gymnasium's FrozenLake and
-CliffWalking ports, four rooms, empty rooms, procedural mazes, the TMaze-v0 memory task). Importing
+Ids: ``registered_ids()`` (the lesson's 4x4 grid, any text map, four rooms, empty rooms:
+``grids.py``; Gymnasium's FrozenLake and CliffWalking ports: ``toytext.py``; random rooms and
+procedural mazes: ``procedural.py``; the TMaze-v0 memory task: ``tmaze.py``). Importing
 jaxgrid also registers every id with Gymnasium as ``jaxgrid/<id>`` (``gymnasium.make`` / ``gymnasium.make_vec``).
 """
 
-from jaxgrid import gym_adapter
+from jaxgrid import gym_adapter, registry
 from jaxgrid.env import GridWorld, validate_params
 from jaxgrid.layouts import Layout
 from jaxgrid.optimal import OptimalReturn, is_deterministic, optimal_return
@@ -41,5 +42,7 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
+# Every env family registers its ids on import (jaxgrid/grids.py, toytext.py, procedural.py, tmaze.py).
+registry.load_families()
 # gymnasium.make("jaxgrid/<id>") and gymnasium.make_vec("jaxgrid/<id>", num_envs=N).
 gym_adapter.register_gymnasium_envs()

@@ -1,4 +1,6 @@
-"""Grid envs whose layout is drawn at every reset: procedural mazes and random start/goal rooms.
+"""Grid envs whose layout is drawn at every reset: procedural mazes and random start/goal rooms,
+and their ids (``FourRoomsRandom-v0``, ``FourRoomsRandom-View5-v0``, ``Maze-9x9-v0``,
+``Maze-15x15-v0``, ``Maze-v0``), registered here beside their factories.
 
 The layout lives in the state (``ProceduralState.cell_kind``), not in the params, so every episode
 of every env in a ``vmap`` batch can have its own map. The step computes moves from the static
@@ -18,7 +20,8 @@ from flax import struct
 
 from jaxgrid import generators
 from jaxgrid.env import GridWorld, to_device
-from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
+from jaxgrid.layouts import BUILTIN_LAYOUTS, UP_RIGHT_DOWN_LEFT, Layout
+from jaxgrid.registry import check_size, register, split_overrides
 from jaxgrid.types import GOAL, WALL, GridParams, GridState
 
 # key, params -> (cell_kind [H*W] int8, start () int32)
@@ -162,3 +165,99 @@ def maze_template(height: int, width: int) -> Layout:
     start = np.zeros((height, width), bool)
     start[0, 0] = True
     return Layout(kind=kind, start=start, name=f"maze-{height}x{width}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Registered ids
+
+
+def make_procedural(
+    env_id: str,
+    template: Layout,
+    generator: Generator,
+    overrides: dict[str, Any],
+    param_defaults: dict[str, Any] | None = None,
+    slippery: bool = False,
+) -> tuple[ProceduralGridWorld, Any]:
+    """The shared factory of the ids whose layout is drawn at reset: ``(env, env.default_params)``;
+    their default obs is ``"grid"``.
+
+    Raises:
+        ValueError: a bad override, naming it and the valid values (``registry.split_overrides``).
+    """
+    env_kwargs, values, slippery = split_overrides(
+        env_id, overrides, param_defaults, slippery, env_defaults={"obs": "grid"}
+    )
+    env = ProceduralGridWorld(
+        template, generator, slippery=slippery, param_defaults=values, env_id=env_id, **env_kwargs
+    )
+    return env, env.default_params
+
+
+FOUR_ROOMS_DEFAULTS = {"step_reward": 0.0, "goal_reward": 1.0, "max_steps_in_episode": 100}
+
+
+def _four_rooms_random(**overrides: Any):
+    template = Layout.from_text(BUILTIN_LAYOUTS["four-rooms"], name="FourRoomsRandom-v0")
+    return make_procedural(
+        "FourRoomsRandom-v0", template, random_start_goal_generator, overrides, param_defaults=FOUR_ROOMS_DEFAULTS
+    )
+
+
+def _four_rooms_random_view5(**overrides: Any):
+    # The partially observed variant: an egocentric 5x5 window (obs/view_size may still be overridden).
+    template = Layout.from_text(BUILTIN_LAYOUTS["four-rooms"], name="FourRoomsRandom-View5-v0")
+    return make_procedural(
+        "FourRoomsRandom-View5-v0", template, random_start_goal_generator,
+        {"obs": "view", "view_size": 5, **overrides}, param_defaults=FOUR_ROOMS_DEFAULTS,
+    )
+
+
+def _maze(env_id: str, height: int, width: int, overrides: dict[str, Any]):
+    return make_procedural(
+        env_id, maze_template(height, width), maze_generator(height, width), overrides,
+        param_defaults={"step_reward": -0.01, "goal_reward": 1.0, "max_steps_in_episode": 2 * height * width},
+    )
+
+
+def _maze_factory(env_id: str, size: int):
+    def factory(**overrides: Any):
+        return _maze(env_id, size, size, overrides)
+
+    return factory
+
+
+def _maze_any(size: int | tuple[int, int] = 9, **overrides: Any):
+    height, width = check_size("Maze-v0", size)
+    return _maze("Maze-v0", height, width, overrides)
+
+
+register(
+    "FourRoomsRandom-v0",
+    _four_rooms_random,
+    "Four rooms with a start and goal drawn uniformly (distinct open cells) at every reset; "
+    "obs='grid' by default; +1 at the goal, 0 otherwise; 100 steps.",
+)
+register(
+    "FourRoomsRandom-View5-v0",
+    _four_rooms_random_view5,
+    "FourRoomsRandom-v0 seen through an egocentric 5x5 window (obs='view', view_size=5): "
+    "partially observed; +1 at the goal, 0 otherwise; 100 steps.",
+)
+register(
+    "Maze-9x9-v0",
+    _maze_factory("Maze-9x9-v0", 9),
+    "A new perfect maze (randomized Kruskal, 5x5 rooms) with a random start and goal at every reset, "
+    "generated on device; obs='grid' by default; -0.01 per step, +1 at the goal; 162 steps.",
+)
+register(
+    "Maze-v0",
+    _maze_any,
+    "A procedural maze of any odd size: make('Maze-v0', size=21) or size=(H, W); rules as Maze-9x9-v0, "
+    "2*H*W steps.",
+)
+register(
+    "Maze-15x15-v0",
+    _maze_factory("Maze-15x15-v0", 15),
+    "As Maze-9x9-v0 on a 15x15 grid (8x8 rooms); 450 steps.",
+)

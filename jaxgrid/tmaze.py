@@ -44,7 +44,7 @@ from jaxgrid.gymnax_base import spaces
 from jaxgrid import observations
 from jaxgrid.layouts import UP_RIGHT_DOWN_LEFT, Layout
 from jaxgrid.procedural import ProceduralGridWorld, ProceduralState
-from jaxgrid.registry import _split_overrides, register
+from jaxgrid.registry import register, split_overrides
 from jaxgrid.types import CUE, FLOOR, GOAL, LAVA, WALL, GridParams
 
 DEFAULT_LENGTH = 8
@@ -169,7 +169,7 @@ def make_tmaze(length: int = DEFAULT_LENGTH, **overrides: Any) -> tuple[TMaze, G
     env_id = "TMaze-v0"
     defaults = {"step_reward": 0.0, "goal_reward": 1.0, "lava_reward": -1.0, "lava_terminates": True,
                 "max_steps_in_episode": 2 * length * length}
-    env_kwargs, values, slippery = _split_overrides(
+    env_kwargs, values, slippery = split_overrides(
         env_id, overrides, defaults, False, env_defaults={"obs": "view", "view_size": 3}
     )
     env = TMaze(length, slippery=slippery, param_defaults=values, env_id=env_id, **env_kwargs)

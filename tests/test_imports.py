@@ -42,7 +42,7 @@ def test_the_run_path_loads_nothing_heavy_until_it_runs():
     # Everything jaxgrid-train imports before training, and a jaxgrid env built through the trainer.
     code = """
 import jaxgrid, train
-from train import cli, config, loggers, report, runs, trainer
+from train import cli, config, entry, loggers, report, runs, trainer
 from train.envs import make_env
 env, params = make_env("GridWorld-4x4-v0")
 cfg = config.PPOConfig()

@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -111,50 +112,100 @@ def load_run_config(run_dir: str | Path) -> PPOConfig:
 # ------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class _Program:
-    """The compiled pieces of one config on ``num_devices`` devices."""
+    """The compiled pieces of one config on ``num_devices`` devices.
+
+    NOTE: XLA compiles with the GIL released, so the programs compile on worker threads
+    (``_COMPILE_THREADS``) while the main thread lowers the next one or starts the run: ``init``,
+    ``evaluate`` and the first chunk compile side by side, on as many cores as the host has (the
+    largest part of a first run's time). ``init``/``evaluate``/``chunk(n)`` wait for their program.
+    ``compile_seconds`` adds up each program's own tracing and compile time, so it can exceed the
+    wall time they took together.
+    """
 
     config: PPOConfig
     num_devices: int
     keys: jax.Array
     hparams: Any
-    init: Any
-    run_chunk: dict[int, Any]
-    evaluate: Any
+    compiling: dict[Any, Future]  # "init", "evaluate", chunk sizes -> (program, seconds)
     make_run_updates: Any
+    pool: ThreadPoolExecutor
     compile_seconds: float = 0.0
+    compiled: dict[Any, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def init(self):
+        return self._wait("init")
+
+    @property
+    def evaluate(self):
+        return self._wait("evaluate")
+
+    def prefetch(self, n: int) -> None:
+        """Starts compiling the program of a chunk of ``n`` updates (if not started yet)."""
+        if n not in self.compiling:
+            self.compiling[n] = self.pool.submit(_timed, self.make_run_updates, n)
 
     def chunk(self, n: int):
-        if n not in self.run_chunk:
-            t0 = time.perf_counter()
-            with rng_config():
-                self.run_chunk[n] = self.make_run_updates(n)
-            self.compile_seconds += time.perf_counter() - t0
-        return self.run_chunk[n]
+        self.prefetch(n)
+        return self._wait(n)
+
+    def _wait(self, name: Any):
+        if name not in self.compiled:
+            program, seconds = self.compiling[name].result()
+            self.compiled[name] = program
+            self.compile_seconds += seconds
+        return self.compiled[name]
+
+    def close(self) -> None:
+        """Drops compiles not started yet (an interrupted start); running ones finish on their own."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+# Worker threads compiling one config's programs (init, evaluate, chunk sizes): XLA:CPU compiles
+# a program on one core, so a few threads use a multi-core host's cores at a cold start.
+_COMPILE_THREADS = 3
+
+
+def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``(fn(*args, **kwargs), seconds it took)`` under ``rng_config`` (which is per thread)."""
+    t0 = time.perf_counter()
+    with rng_config():
+        out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def _lower(fn: Any, *args: Any, out_shardings: Any = None) -> Any:
+    """``jax.jit(fn)`` lowered for ``args`` under ``rng_config`` (``compile_program`` less the compile)."""
+    with rng_config():
+        return jax.jit(fn, out_shardings=out_shardings).lower(*args)
 
 
 def _build_program(config: PPOConfig, num_devices: int, env_parallel: bool = False) -> _Program:
-    """The chunked programs of ``config``; no host callback in any, so all are cacheable."""
+    """The chunked programs of ``config``; no host callback in any, so all are cacheable.
+    ``init`` and ``evaluate`` are compiling (on worker threads) when this returns."""
     placement = Placement.build(config, num_devices, env_parallel)
     trainer = make_train(config, placement)
     keys, hparams = placement.keys(), placement.hparams()
     state_out, out = placement.out_shardings(jax.eval_shape(trainer.init, keys))
-    t0 = time.perf_counter()
-    init = compile_program(trainer.init, keys, out_shardings=state_out)
-    # Chunks are compiled for the shardings init (and every chunk) leaves the state in.
+    pool = ThreadPoolExecutor(_COMPILE_THREADS, thread_name_prefix="compile")
+    init, seconds = _timed(_lower, trainer.init, keys, out_shardings=state_out)
+    compiling = {"init": pool.submit(_timed, init.compile)}
+    # Chunks are compiled for the shardings init (and every chunk) leaves the state in: given
+    # (a mesh), they are known from the lowered init; else (one device) jax chose them.
+    shardings = jax.tree.map(lambda s: s.sharding, init.out_info) if state_out is not None else \
+        compiling["init"].result()[0].output_shardings
     state_shape = jax.tree.map(
-        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-        jax.eval_shape(trainer.init, keys),
-        init.output_shardings,
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), init.out_info, shardings
     )
-    evaluate = compile_program(trainer.evaluate, state_shape, out_shardings=out)
+    evaluate, seconds_evaluate = _timed(_lower, trainer.evaluate, state_shape, out_shardings=out)
+    compiling["evaluate"] = pool.submit(_timed, evaluate.compile)
 
     def make_run_updates(n: int):
         run = lambda s, h: trainer.run_updates(s, h, n)  # noqa: E731
         return compile_program(run, state_shape, hparams, out_shardings=(state_out, out))
 
-    program = _Program(config, num_devices, keys, hparams, init, {}, evaluate, make_run_updates)
-    program.compile_seconds = time.perf_counter() - t0
-    return program
+    return _Program(config, num_devices, keys, hparams, compiling, make_run_updates, pool,
+                    compile_seconds=seconds + seconds_evaluate)
 
 
 def _checkpoint_tree(state: Any, metrics: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -224,10 +275,14 @@ def train_in_run_dir(
         run = RunDir.create(out, name or tracking.new_run_name(config.env_id), overwrite, started, writer)
     else:
         run = RunDir.open(resume, started, writer)
-    with run:
+    with run, contextlib.ExitStack() as cleanup:
         try:
             found = _prepare_resume(run) if resume is not None else _stage_new_run(run, config, every, started)
             program = _build_program(config, n_dev, env_parallel)
+            cleanup.callback(program.close)
+            done = found.update if found is not None else 0
+            if done < config.num_updates:  # the first chunk compiles beside init and evaluate
+                program.prefetch(min(every, config.num_updates - done))
             state, metrics, first = _initial_state(program, config, found)
         except KeyboardInterrupt:
             raise _interrupted_while_starting(run, resume is not None) from None

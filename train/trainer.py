@@ -32,7 +32,8 @@ class TrainResult:
     eval_returns: np.ndarray  # [*lead] mean greedy return after training
     params: Any  # trained network parameters, leaves [*lead, ...]
     state: RunnerState  # final runner state, leaves [G, S, ...] (for chunked/resumed runs)
-    compile_seconds: float  # tracing + XLA compilation (0 when this process compiled it before)
+    compile_seconds: float  # tracing + XLA compilation, summed over programs (a run directory compiles
+    # them side by side, so this can exceed their wall time); 0 when this process compiled them before
     run_seconds: float  # executing the fused program (training and evaluation)
     env_steps: int  # training env steps over all seeds and grid points
     num_devices: int
