@@ -47,6 +47,7 @@ SHAPES = {  # name: [H, W, C] of the observation
 TRAIN_ENVS = (  # (label, env id, PPOConfig changes)
     ("GridWorld-4x4-v0", "GridWorld-4x4-v0", {}),
     ("FourRooms-v0", "FourRooms-v0", {}),
+    ("FourRooms-v0 obs_table=on", "FourRooms-v0", {"obs_table": "on"}),
     ("FrozenLake8x8-v1", "FrozenLake8x8-v1", {}),
     ("Maze-9x9-v0 dense", "Maze-9x9-v0", {"encoder": "dense"}),
     ("Maze-9x9-v0 embed", "Maze-9x9-v0", {"encoder": "embed"}),
