@@ -2,7 +2,7 @@
 
 One table, read like rl-zoo's hyperparameter files: for each registered id the fields that differ
 from ``PPOConfig``'s defaults (hyperparameters, budget, network; the network's kind follows the
-observation: an MLP for ``index``/``onehot``, the CNN for ``grid``), the command that validates the
+observation: an MLP for ``index``/``onehot``, ``PPOConfig.encoder`` for ``grid``), the command that validates the
 preset, and what that command measured (``bench/solve.py`` runs them all, 16 seeds each; the numbers
 and their date are in bench/results/solve.json and the README).
 
@@ -88,8 +88,11 @@ PRESETS: dict[str, Preset] = {
         validate=_validate("FourRooms-v0"),
         note="16 seeds: every seed optimal (1.0); IQM reaches 95% at 59,392 steps per seed",
     ),
-    # Procedural ids: 256 evaluation episodes per seed (each a 1068-episode evaluation of a CNN policy
-    # is costly on a CPU); at a success rate >= 0.95 its 95% CI is still within ±0.027.
+    # Procedural ids: 256 evaluation episodes per seed (a 1068-episode evaluation of an image policy
+    # is costly on a CPU); at a success rate >= 0.95 its 95% CI is still within ±0.027. Their image
+    # observations go through the dense encoder (PPOConfig.encoder="auto"): ~400-3,300x faster per
+    # minibatch than the CNN on XLA:CPU (bench/encoders.py). Exploration runs below: 2 seeds, this
+    # 2-core CPU at load average ~10-13, greedy fraction of the per-layout optimum on fresh layouts.
     "FourRoomsRandom-v0": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
                        eval_episodes=256),
