@@ -93,23 +93,29 @@ PRESETS: dict[str, Preset] = {
     # observations go through the dense encoder (PPOConfig.encoder="auto"): ~400-3,300x faster per
     # minibatch than the CNN on XLA:CPU (bench/encoders.py). Exploration runs below: 2 seeds, this
     # 2-core CPU at load average ~10-13, greedy fraction of the per-layout optimum on fresh layouts.
+    # The whole grid seen in absolute positions: a greedy policy must learn each (agent, goal) pair
+    # of 104 x 103; 2 seeds x 1M steps (64 envs x 64 steps, lr 1e-3, raw advantages) reached
+    # success 0.08 and 0.14, still rising, at 7k env steps/s for the 2 seeds (load ~11).
     "FourRoomsRandom-v0": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
                        eval_episodes=256),
         validate=_validate("FourRoomsRandom-v0"),
-        note="NOT VALIDATED: grid observations train through the CNN at ~22 env steps/s on this CPU",
+        note="NOT VALIDATED: 2 seeds x 1M steps reach success 0.08-0.14 (greedy); needs far more steps "
+             "than 16 seeds fit in 10 minutes on this CPU",
     ),
+    # 2 seeds x 1M steps (64 envs x 64 steps, lr 1e-3, 2 epochs): greedy success 0.04 (the greedy
+    # policy loops in most mazes), 25k env steps/s for the 2 seeds (load ~11).
     "Maze-9x9-v0": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
                        eval_episodes=256),
         validate=_validate("Maze-9x9-v0"),
-        note="NOT VALIDATED: grid observations train through the CNN at ~22 env steps/s on this CPU",
+        note="NOT VALIDATED: 2 seeds x 1M steps: greedy success 0.04 on fresh mazes (no learning yet)",
     ),
     "Maze-15x15-v0": Preset(
         overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=5e-4,
                        eval_episodes=256),
         validate=_validate("Maze-15x15-v0"),
-        note="NOT VALIDATED: grid observations train through the CNN at ~22 env steps/s on this CPU",
+        note="NOT VALIDATED: not trained here (Maze-9x9-v0 does not learn yet at 1M steps)",
     ),
     "FourRoomsRandom-View5-v0": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
