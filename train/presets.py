@@ -118,12 +118,14 @@ PRESETS: dict[str, Preset] = {
         note="NOT VALIDATED: not trained here (Maze-9x9-v0 does not learn yet at 1M steps)",
     ),
     # 500k steps, 16 seeds: greedy IQM 0.948 [0.894, 0.970], worst seed 0.801, stochastic IQM 0.984,
-    # compile + train 272 s (load ~13); the 2-seed curve was still rising at 500k: 1M steps.
+    # compile + train 272 s (load ~13); the 2-seed curve was still rising at 500k: 1M steps. The
+    # dense encoder on the 5x5x4 view (the image encoder of PPOConfig.encoder="auto").
     "FourRoomsRandom-View5-v0": Preset(
         overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=64, learning_rate=5e-4,
                        eval_episodes=256),
         validate=_validate("FourRoomsRandom-View5-v0"),
-        note="NOT VALIDATED: a partially observed (5x5 view) procedural task, not trained here yet",
+        note="16 seeds: greedy IQM 0.973 [0.947, 0.983] of the optimum on fresh layouts (stochastic "
+             "0.984); 15 seeds >= 0.895, one at 0.477 (its greedy policy loops); compile + train 411 s",
     ),
     "TMaze-v0": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=1e-3),
