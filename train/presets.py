@@ -125,7 +125,7 @@ PRESETS: dict[str, Preset] = {
                        eval_episodes=256),
         validate=_validate("FourRoomsRandom-View5-v0"),
         note="16 seeds: greedy IQM 0.973 [0.947, 0.983] of the optimum on fresh layouts (stochastic "
-             "0.984); 15 seeds >= 0.895, one at 0.477 (its greedy policy loops); compile + train 411 s",
+             "0.984); 15 seeds >= 0.895, one at 0.477 (stochastic 0.699); compile + train 411 s",
     ),
     "TMaze-v0": Preset(
         overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=1e-3),
