@@ -122,6 +122,16 @@ class PPOConfig:
     used (``"on"`` is refused)."""
     activation: Literal["tanh", "relu"] = "tanh"
     """Hidden-layer activation."""
+    encoder: Literal["auto", "dense", "embed", "cnn"] = "auto"
+    """Encoder of image observations (a ``Box`` of rank 3, ``[H, W, C]``: jaxgrid's ``grid`` and
+    ``view``; static: it fixes the network's shapes). ``"dense"``: the flattened image straight
+    into the towers' first layer; ``"embed"``: each cell's channel flags read as a cell-kind code,
+    an 8-wide learned embedding per code, flattened into the towers; ``"cnn"``: two 3x3
+    convolutions (16, 32 channels, ReLU) shared by both towers; ``"auto"``
+    (``train.setup.resolve_encoder``): ``"dense"``, the fastest on CPU and GPU for small grids
+    (``bench/encoders.py``). Other observations (``Discrete``, vectors) are one-hot encoded or used
+    as they are whatever the value, so ``"embed"`` and ``"cnn"`` are refused for them, and with
+    ``rnn_hidden_size > 0`` (the GRU reads the flattened image)."""
     num_eval_envs: int = 16
     """Greedy episodes per seed of the in-program evaluation (``TrainResult.eval_returns``, and
     ``run_until``'s check after every update); the floor of ``eval_episodes``' automatic choice."""
@@ -206,6 +216,8 @@ class PPOConfig:
             _fail("hidden_sizes", self.hidden_sizes, "must be a non-empty tuple of positive ints")
         if self.activation not in ("tanh", "relu"):
             _fail("activation", self.activation, "must be one of 'tanh', 'relu'")
+        if self.encoder not in ("auto", "dense", "embed", "cnn"):
+            _fail("encoder", self.encoder, "must be one of 'auto', 'dense', 'embed', 'cnn'")
         self._validate_rnn()
         self._validate_hparams(self.__dict__, where="")
         self._validate_sweep()
@@ -250,6 +262,13 @@ class PPOConfig:
                 self.num_minibatches,
                 f"with rnn_hidden_size > 0 minibatches are whole env sequences, so num_minibatches "
                 f"must divide num_envs = {self.num_envs}",
+            )
+        if self.encoder in ("embed", "cnn"):
+            _fail(
+                "encoder",
+                self.encoder,
+                "the recurrent policy reads images flattened into its GRU; valid choices with "
+                "rnn_hidden_size > 0: 'auto', 'dense'",
             )
         if self.obs_table == "on":
             _fail(

@@ -9,7 +9,15 @@ Observations are encoded by kind:
 - ``"discrete"``: a ``Discrete(n)`` index; one-hot encoded (done as a row look-up of the first
   layer's kernel, which is the same arithmetic as ``one_hot(obs) @ W``);
 - ``"vector"``: a flat ``Box``; fed as is (other non-image shapes are flattened);
-- ``"image"``: a ``Box`` of rank 3 (H, W, C); a small CNN shared by both towers.
+- ``"image"``: a ``Box`` of rank 3 (H, W, C), by the network's ``encoder``: ``"dense"`` (the
+  flattened image straight into the towers' first layer), ``"embed"`` (each cell's channels read
+  as a cell-kind code, a learned embedding per code, flattened into the towers), or ``"cnn"`` (two
+  3x3 convolutions, 16 and 32 channels, shared by both towers). ``bench/encoders.py`` measures
+  them; ``train.setup.resolve_encoder`` picks one for ``PPOConfig.encoder="auto"``.
+
+Every kernel is orthogonally initialised with the gain declared beside its layer
+(``ActorCritic.orthogonal_kernels``: sqrt 2 for hidden layers and encoders, 0.01 for the actor
+head, 1 for the critic head); biases and the Gaussian log-std start at zero.
 
 NOTE: ``flax.linen.initializers.orthogonal`` uses a QR decomposition (LAPACK). On jaxlib 0.10.2's
 CPU backend a batched LAPACK kernel inside a jitted, vmapped program can deadlock, so this module
@@ -19,6 +27,7 @@ builds orthogonal matrices with Gram-Schmidt in plain ``jnp`` ops instead.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import flax.linen as nn
@@ -109,6 +118,33 @@ def stacked(initializer, count: int):
 # --------------------------------------------------------------------------------------------
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
+ImageEncoder = Literal["dense", "embed", "cnn"]
+IMAGE_ENCODERS: tuple[str, ...] = ("dense", "embed", "cnn")
+
+# Orthogonal-init gains (the PPO implementation-details choice, Huang et al. 2022): sqrt 2 before a
+# nonlinearity, 0.01 for the policy head (near-uniform initial policy), 1 for the value head.
+HIDDEN_GAIN = math.sqrt(2.0)
+ACTOR_HEAD_GAIN = 0.01
+CRITIC_HEAD_GAIN = 1.0
+
+CNN_FEATURES = (16, 32)  # channels of the CNN encoder's two 3x3 convolutions
+EMBED_DIM = 8  # width of the embedding encoder's per-cell vector
+
+
+@dataclass(frozen=True)
+class OrthogonalKernel:
+    """How one parameter is initialised: orthogonal with ``gain`` (every singular value), as
+    ``count`` independent matrices stacked on a leading axis (``count=0``: the parameter is one
+    matrix; its last axis is the output axis, the others are flattened into rows)."""
+
+    gain: float
+    count: int = 0
+
+    def initializer(self):
+        """The flax initializer of this parameter (``orthogonal``, or ``stacked`` of it)."""
+        init = orthogonal(self.gain)
+        return stacked(init, self.count) if self.count else init
+
 
 class ActorCritic(nn.Module):
     """Two-tower actor-critic, evaluated as one fused pass.
@@ -116,6 +152,7 @@ class ActorCritic(nn.Module):
     ``__call__(obs)`` with ``obs`` of shape ``[B, *obs_shape]`` returns ``(policy_out, value)``:
     ``policy_out`` is logits ``[B, A]`` for a categorical policy or the Gaussian mean ``[B, A]``;
     ``value`` is ``[B]``. The Gaussian log-std is the parameter ``log_std`` (state-independent).
+    ``encoder`` chooses the image encoder (``obs_kind="image"`` only; see the module docstring).
     """
 
     action_dim: int
@@ -124,24 +161,52 @@ class ActorCritic(nn.Module):
     num_obs_categories: int = 0  # n of a Discrete observation space, else unused
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    encoder: ImageEncoder = "cnn"
+
+    def orthogonal_kernels(self) -> dict[tuple[str, ...], OrthogonalKernel]:
+        """Every orthogonally initialised parameter, by its path in ``params["params"]``, with its
+        gain: the one table both the layer declarations (``__call__``) and ``init_params`` read.
+        Every other parameter (biases, ``log_std``) starts at zero."""
+        table = {("actor_head", "kernel"): OrthogonalKernel(ACTOR_HEAD_GAIN),
+                 ("critic_head", "kernel"): OrthogonalKernel(CRITIC_HEAD_GAIN)}
+        for i in range(len(self.hidden_sizes)):  # [2, in, out]: the actor's and the critic's
+            table[(f"tower_{i}_kernel",)] = OrthogonalKernel(HIDDEN_GAIN, count=2)
+        if self.obs_kind == "image" and self.encoder == "cnn":
+            for i in range(len(CNN_FEATURES)):
+                table[(f"Conv_{i}", "kernel")] = OrthogonalKernel(HIDDEN_GAIN)
+        if self.obs_kind == "image" and self.encoder == "embed":
+            table[("cell_embedding",)] = OrthogonalKernel(HIDDEN_GAIN)
+        return table
 
     def _encode(self, obs: jax.Array) -> jax.Array:
-        """Shared input encoding: flat features [B, F] (only the CNN has parameters here)."""
-        if self.obs_kind == "image":
-            x = obs.astype(jnp.float32)
-            if x.ndim == 3:  # [B, H, W] -> one channel
-                x = x[..., None]
-            for features in (16, 32):
-                x = nn.Conv(
-                    features,
-                    (3, 3),
-                    padding="SAME",
-                    kernel_init=orthogonal(math.sqrt(2.0)),
-                    bias_init=nn.initializers.zeros,
-                )(x)
-                x = jax.nn.relu(x)
-            return x.reshape(x.shape[0], -1)
-        return obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+        """Image and vector encoding: flat float32 features ``[B, F]``."""
+        if self.obs_kind != "image" or self.encoder == "dense":
+            return obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+        x = obs.astype(jnp.float32)
+        if x.ndim == 3:  # [B, H, W] -> one channel
+            x = x[..., None]
+        kernels = self.orthogonal_kernels()
+        if self.encoder == "embed":
+            # The channels of a cell are 0/1 flags of its kinds (wall, goal, lava, agent, ...):
+            # the code sum_c x_c 2^c names the combination, and each code has its own vector.
+            # NOTE: a one-hot matmul, not a row gather (the gather's gradient is a scatter-add).
+            num_codes = 2 ** x.shape[-1]
+            code = jnp.einsum("bhwc,c->bhw", x, 2.0 ** jnp.arange(x.shape[-1], dtype=jnp.float32))
+            table = self.param("cell_embedding", kernels[("cell_embedding",)].initializer(),
+                               (num_codes, EMBED_DIM))
+            x = jax.nn.one_hot(code.astype(jnp.int32), num_codes) @ table  # [B, H, W, E]
+            return jnp.tanh(x).reshape(x.shape[0], -1)
+        for i, features in enumerate(CNN_FEATURES):
+            x = nn.Conv(
+                features,
+                (3, 3),
+                padding="SAME",
+                kernel_init=kernels[(f"Conv_{i}", "kernel")].initializer(),
+                bias_init=nn.initializers.zeros,
+                name=f"Conv_{i}",
+            )(x)
+            x = jax.nn.relu(x)
+        return x.reshape(x.shape[0], -1)
 
     @nn.compact
     def __call__(
@@ -154,18 +219,18 @@ class ActorCritic(nn.Module):
         is then the identity, so the kernel is used as is (same values as ``obs=arange(n)``).
         """
         act = _ACTIVATIONS[self.activation]
-        gain = math.sqrt(2.0)
+        kernels = self.orthogonal_kernels()
         if self.obs_kind == "discrete":
             in_dim = self.num_obs_categories
         else:
-            in_dim = None  # inferred below
             x = self._encode(obs)
             in_dim = x.shape[-1]
 
         h = None
         prev = in_dim
         for i, width in enumerate(self.hidden_sizes):
-            kernel = self.param(f"tower_{i}_kernel", stacked(orthogonal(gain), 2), (2, prev, width))
+            kernel = self.param(f"tower_{i}_kernel", kernels[(f"tower_{i}_kernel",)].initializer(),
+                                (2, prev, width))
             bias = self.param(f"tower_{i}_bias", nn.initializers.zeros, (2, width))
             if critic_only:  # tower 1 is the critic
                 kernel, bias = kernel[1:], bias[1:]
@@ -192,13 +257,16 @@ class ActorCritic(nn.Module):
             h = jnp.stack([x] if critic_only else [x, x])
         critic_h = h[-1]
         value = nn.Dense(
-            1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros, name="critic_head"
+            1,
+            kernel_init=kernels[("critic_head", "kernel")].initializer(),
+            bias_init=nn.initializers.zeros,
+            name="critic_head",
         )(critic_h)[:, 0]
         if critic_only:
             return None, value
         policy_out = nn.Dense(
             self.action_dim,
-            kernel_init=orthogonal(0.01),
+            kernel_init=kernels[("actor_head", "kernel")].initializer(),
             bias_init=nn.initializers.zeros,
             name="actor_head",
         )(h[0])
@@ -207,40 +275,37 @@ class ActorCritic(nn.Module):
         return policy_out, value
 
 
-def kernel_gain(path: tuple[str, ...]) -> float:
-    """The orthogonal-init gain of a kernel, from its parameter path: 0.01 for the actor head,
-    1 for the critic head, sqrt(2) for hidden layers (the PPO implementation-details choice)."""
-    if "actor_head" in path:
-        return 0.01
-    if "critic_head" in path:
-        return 1.0
-    return math.sqrt(2.0)
-
-
 def init_params(key: jax.Array, network: ActorCritic, sample_obs: jax.Array) -> Any:
     """Initialises ``network`` with one random draw and one batched Gram-Schmidt.
 
-    Same distribution as ``network.init`` (orthogonal kernels with ``kernel_gain``, zero biases and
-    log-std) but compiles much faster: every random-number site costs XLA-CPU compile time
-    (~0.3-0.6 s each for threefry), so all kernels share a single ``normal`` draw, zero-padded into
-    one ``[L, M, K]`` stack and orthonormalised by one vmapped scan.
+    Same distribution as ``network.init`` (the kernels of ``network.orthogonal_kernels()``
+    orthogonal with their gains, every other parameter zero) but compiles much faster: every
+    random-number site costs XLA-CPU compile time (~0.3-0.6 s each for threefry), so all kernels
+    share a single ``normal`` draw, zero-padded into one ``[L, M, K]`` stack and orthonormalised by
+    one vmapped scan. The matrices are drawn in the order of the flattened parameter tree.
+
+    Raises:
+        ValueError: a parameter of the table is missing from the network, or has the wrong rank.
     """
     shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0), sample_obs)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
-    # Each kernel is one or more matrices: tower kernels [2, in, out] hold two, conv [h, w, i, o] one.
-    mats = []  # (leaf index, matrix shape, tall shape)
+    kernels = network.orthogonal_kernels()
+    found = set()
+    mats = []  # (leaf index, matrix shape, gain)
     for i, (path, leaf) in enumerate(leaves):
         names = tuple(str(getattr(p, "key", p)) for p in path)
-        if not any("kernel" in n for n in names):
+        if names[0] != "params" or names[1:] not in kernels:
             continue
-        if names[-1].startswith("tower_"):
-            for _ in range(leaf.shape[0]):
-                mats.append((i, leaf.shape[1:]))
-        else:
-            mats.append((i, leaf.shape))
-    talls = [
-        (max(math.prod(s[:-1]), s[-1]), min(math.prod(s[:-1]), s[-1])) for _, s in mats
-    ]
+        spec = kernels[names[1:]]
+        found.add(names[1:])
+        shape = leaf.shape[1:] if spec.count else leaf.shape
+        if len(shape) < 2 or (spec.count and leaf.shape[0] != spec.count):
+            raise ValueError(f"parameter {'/'.join(names)} of shape {leaf.shape} is not {spec}")
+        mats.extend([(i, shape, spec.gain)] * max(spec.count, 1))
+    if found != set(kernels):
+        missing = sorted("/".join(p) for p in set(kernels) - found)
+        raise ValueError(f"{type(network).__name__}.orthogonal_kernels() names parameters it lacks: {missing}")
+    talls = [(max(math.prod(s[:-1]), s[-1]), min(math.prod(s[:-1]), s[-1])) for _, s, _ in mats]
     big_m = max(t[0] for t in talls)
     big_k = max(t[1] for t in talls)
     gaussian = jax.random.normal(key, (len(mats), big_m, big_k), jnp.float32)
@@ -251,12 +316,11 @@ def init_params(key: jax.Array, network: ActorCritic, sample_obs: jax.Array) -> 
 
     values = [jnp.zeros(leaf.shape, leaf.dtype) for _, leaf in leaves]
     per_leaf: dict[int, list[jax.Array]] = {}
-    for j, ((i, shape), (m, k)) in enumerate(zip(mats, talls)):
-        names = tuple(str(getattr(p, "key", p)) for p in leaves[i][0])
+    for j, ((i, shape, gain), (m, k)) in enumerate(zip(mats, talls)):
         q = q_all[j, :m, :k]
         if math.prod(shape[:-1]) < shape[-1]:
             q = q.T
-        per_leaf.setdefault(i, []).append(kernel_gain(names) * q.reshape(shape))
+        per_leaf.setdefault(i, []).append(gain * q.reshape(shape))
     for i, mats_i in per_leaf.items():
         leaf = leaves[i][1]
         values[i] = jnp.stack(mats_i).reshape(leaf.shape).astype(leaf.dtype)

@@ -131,6 +131,7 @@ def make_setup(config: PPOConfig) -> TrainSetup:
         num_obs_categories=spec.num_obs_categories,
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
+        encoder=resolve_encoder(config, spec),
     )
     return TrainSetup(
         config=config,
@@ -152,6 +153,26 @@ def resolve_obs_table(config: PPOConfig, spec: EnvSpec) -> bool:
     if config.obs_table == "auto":
         return discrete and spec.num_obs_categories <= config.minibatch_size
     return config.obs_table == "on"
+
+
+def resolve_encoder(config: PPOConfig, spec: EnvSpec) -> networks.ImageEncoder:
+    """The image encoder of ``config`` (``PPOConfig.encoder``); ``"auto"`` is ``"dense"``.
+
+    ``bench/encoders.py`` (bench/results/encoders.json) timed one minibatch's forward and backward
+    pass of each encoder on the procedural envs' observation shapes (9x9, 13x13 grids, 7x7 and 5x5
+    views): the dense layer on the flattened image was the fastest on CPU, by a wide margin over
+    the CNN, and it is one small matmul on a GPU as well.
+
+    Raises:
+        ValueError: ``"embed"`` or ``"cnn"`` for observations that are not images.
+    """
+    if config.encoder in ("embed", "cnn") and spec.obs_kind != "image":
+        raise ValueError(
+            f"PPOConfig.encoder={config.encoder!r} needs image observations (a Box of rank 3), but "
+            f"{config.env_id!r} has {spec.env.observation_space(spec.env_params)!r}; valid choices "
+            "here: 'auto', 'dense'"
+        )
+    return "dense" if config.encoder == "auto" else config.encoder
 
 
 def log_std_of(params: Any, setup: TrainSetup) -> jax.Array | None:

@@ -171,9 +171,10 @@ def test_gaussian_policy_on_pendulum_runs():
     assert np.isfinite(r.eval_returns).all() and r.eval_returns[0] < 0  # Pendulum costs
 
 
-def test_image_observations_use_the_cnn():
-    r = train(PPOConfig(env_id="Breakout-MinAtar", seeds=(0,), **TINY))
-    assert "Conv_0" in r.params["params"]
+@pytest.mark.parametrize("encoder, conv", [("auto", False), ("cnn", True)])
+def test_image_observations__auto_is_dense_and_the_cnn_on_request(encoder, conv):
+    r = train(PPOConfig(env_id="Breakout-MinAtar", seeds=(0,), encoder=encoder, **TINY))
+    assert ("Conv_0" in r.params["params"]) == conv
     assert np.all(np.isfinite(r.metrics["policy_loss"]))
 
 

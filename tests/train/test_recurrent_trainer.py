@@ -42,7 +42,8 @@ TINY = PPOConfig(
 FEEDFORWARD = {
     "gridworld": PPOConfig(seeds=(0, 1), total_timesteps=16 * 32 * 4),
     "tmaze": PPOConfig(env_id="TMaze-v0", env_kwargs={"length": 3}, seeds=(0, 1), num_envs=8,
-                       num_steps=16, total_timesteps=8 * 16 * 3, hidden_sizes=(16,)),
+                       num_steps=16, total_timesteps=8 * 16 * 3, hidden_sizes=(16,),
+                       encoder="cnn"),  # recorded with the CNN, the image encoder then
 }
 
 
