@@ -427,14 +427,10 @@ def _run(config, extras: argparse.Namespace, n_dev: int, many_hosts: bool) -> in
     # Final evaluation (issue 14): greedy and stochastic policies, success, fraction of the optimum.
     from train.evaluate import evaluate_result, format_eval
 
-    if config.rnn_hidden_size == 0:
-        evaluation = evaluate_result(result, run_dir)
-        print(format_eval(evaluation), flush=True)
-        for line in evaluation.get("not_written", []):
-            print(f"jaxgrid-train: warning: {line}", file=sys.stderr)
-    else:  # the evaluation above is feedforward-only; the table holds the recurrent greedy returns
-        print("jaxgrid-train: the stochastic/fraction-of-optimum evaluation is feedforward-only; the table "
-              "above is the recurrent policy's greedy return", file=sys.stderr)
+    evaluation = evaluate_result(result, run_dir)
+    print(format_eval(evaluation), flush=True)
+    for line in evaluation.get("not_written", []):
+        print(f"jaxgrid-train: warning: {line}", file=sys.stderr)
     run_loggers.close()  # the plot, TensorBoard and W&B finish after the tables are shown
     if run_dir is not None:
         written = ["curves.csv", "results.json", "learning_curve.png", "tb/", "wandb/", "checkpoints/"]
