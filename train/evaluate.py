@@ -7,6 +7,10 @@ env's exact optimum (``jaxgrid.optimal_return``) per seed over fresh episodes, a
 Episodes per seed and their step cap come from ``PPOConfig.eval_episodes`` / ``eval_max_steps``
 (``train.rollout.evaluation_budget``): on a stochastic env enough episodes that a seed's success
 rate is known within ±0.03 (95%), and a bounded horizon on envs without a time limit.
+
+A recurrent policy (``PPOConfig.rnn_hidden_size > 0``) is evaluated the same way, its hidden state
+zero at each episode's start and carried through the episode (``train.recurrent``'s
+``run_recurrent_eval_episodes`` and, for the GIF, ``HostGreedyPolicy``).
 """
 
 from __future__ import annotations

@@ -47,9 +47,10 @@ from train.ppo import (
 )
 from train.types import RunnerState, stack_fields, unstack_fields
 from train.rollout import (
-    EnvCarry, EnvSpec, EpisodeStats, EvalEpisodes, StatefulApplyFn, env_action, evaluation_budget,
-    reset_envs, run_eval_episodes,
+    EnvCarry, EnvSpec, EpisodeStats, EvalEpisodes, StatefulApplyFn, evaluation_budget, reset_envs,
+    run_eval_episodes,
 )
+from train.rollout import _step_envs as step_envs  # VecEnv: resets computed only where episodes end
 
 # apply_fn(params, hidden [B, H], obs [K, B, ...], episode_start [K, B])
 #   -> (hidden_seq [K, B, H], policy_out [K, B, A], value [K, B])
@@ -252,11 +253,7 @@ def collect_recurrent_rollout(
         policy_out, value = policy_out[0], value[0]
         action = networks.sample_action_from_uniform(uniforms, policy_out, log_std, spec.discrete_actions)
         log_prob = networks.log_prob(policy_out, log_std, action, spec.discrete_actions)
-        obs, env_state, reward, terminated, truncated, info = jax.vmap(
-            spec.env.step, in_axes=(0, 0, 0, None)
-        )(keys_env, carry.env.env_state, env_action(spec, action), spec.env_params)
-        reward = reward.astype(jnp.float32)
-        done = terminated | truncated
+        obs, env_state, reward, terminated, done, next_obs = step_envs(keys_env, spec, carry.env, action)
         ep_return = carry.env.episode_return + reward
         ep_length = carry.env.episode_length + 1
         ended = done.astype(jnp.float32)
@@ -276,7 +273,7 @@ def collect_recurrent_rollout(
             reward=reward,
             terminated=terminated,
             done=done,
-            next_obs=info["final_observation"],
+            next_obs=next_obs,
             hidden=carry.hidden,
             episode_start=carry.episode_start,
         )
