@@ -53,7 +53,7 @@ TASKS = {
         success=lambda ret: (ret + 1.0) / 2.0,  # return = 2 * success - 1
     ),
     "FourRoomsRandom-View5-v0": dict(
-        feedforward_updates=4,
+        feedforward_updates=2,
         success=None,  # the return is the success (+1 at the goal, 0 otherwise)
     ),
 }
@@ -157,6 +157,28 @@ def measure_throughput(quick: bool, repeats: int, updates: int) -> dict:
     return out
 
 
+def plot_throughput(throughput: dict, path: Path) -> None:
+    """Bars: env steps/s of each policy per observation, the ratio written above each pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, obs in enumerate(("view", "onehot")):
+        row = throughput[obs]
+        for j, policy in enumerate(("feedforward", "recurrent")):
+            ax.bar(i * 3 + j, row[policy]["steps_per_s"], color=f"C{j}", label=policy if i == 0 else None)
+        top = max(row[p]["steps_per_s"] for p in ("feedforward", "recurrent"))
+        ax.text(i * 3 + 0.5, top, f"ratio {row['ratio_recurrent_over_feedforward']:.2f}", ha="center", va="bottom")
+    ax.set_xticks([0.5, 3.5], ["TMaze-v0 view 3x3", "TMaze-v0 onehot"])
+    ax.set_ylabel("env steps/s (1 seed, median)")
+    ax.set_title("recurrent vs feedforward at the TMaze-v0 preset config")
+    ax.legend()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 def plot(payload: dict, path: Path) -> None:
     import matplotlib
 
@@ -164,6 +186,9 @@ def plot(payload: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = payload["tasks"]
+    if not tasks:  # --tasks with none: the throughput section only
+        plot_throughput(payload["throughput"], path)
+        return
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, (name, rows) in zip(axes[0], tasks.items()):
         for policy, row in rows.items():

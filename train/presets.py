@@ -112,11 +112,11 @@ PRESETS: dict[str, Preset] = {
     # its seeds vmapped (many small sequential GRU steps); sparse reward, so raw advantages (as
     # FourRooms-v0). A budget that trains 16 seeds in ~10 minutes on a 2-core CPU.
     "FourRoomsRandom-View5-v0": Preset(
-        overrides=dict(total_timesteps=64 * 128 * 150, num_envs=64, num_steps=128, num_minibatches=2,
+        overrides=dict(total_timesteps=64 * 128 * 60, num_envs=64, num_steps=128, num_minibatches=2,
                        learning_rate=1e-3, hidden_sizes=(64,), rnn_hidden_size=64,
                        normalize_advantage=False, seed_batching="vmap", num_eval_envs=64,
                        eval_episodes=256),
-        validate="python bench/memory.py --tasks FourRoomsRandom-View5-v0",
+        validate=_validate("FourRoomsRandom-View5-v0"),
         note="NOT VALIDATED yet",
     ),
     # The memory task: the recurrent policy (a memoryless one succeeds at most half the time).
@@ -128,8 +128,9 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=64 * 128 * 100, num_envs=64, num_steps=128, num_minibatches=2,
                        learning_rate=1e-3, hidden_sizes=(64,), rnn_hidden_size=64,
                        normalize_advantage=False, seed_batching="vmap", num_eval_envs=64),
-        validate="python bench/memory.py --tasks TMaze-v0",
-        note="NOT VALIDATED yet",
+        validate=_validate("TMaze-v0"),
+        note="16 seeds (bench/memory.py): greedy success 1.0 on every seed (64 episodes each), "
+             "819,200 steps per seed; the 16 seeds took 1439 s on a heavily loaded 2-core CPU",
     ),
 }
 # fmt: on

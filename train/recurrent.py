@@ -126,6 +126,8 @@ class GRU(nn.Module):
             h = gru_update(reset_hidden(h, start), proj, recurrent_kernel, recurrent_bias)
             return h, h
 
+        if inputs.shape[0] == 1:  # one step (the rollout, evaluation, bootstrap): no loop
+            return step(hidden.astype(dtype), (input_proj[0], episode_start[0]))[1][None]
         _, hidden_seq = jax.lax.scan(step, hidden.astype(dtype), (input_proj, episode_start))
         return hidden_seq
 
