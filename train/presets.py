@@ -126,7 +126,8 @@ PRESETS: dict[str, Preset] = {
     # Raw advantages: with advantages normalised per minibatch, seeds whose episodes drift into
     # time-outs (return 0, the memoryless value) see only value noise blown up to unit scale and
     # stay there (5 of 16 seeds at success 0.5-0.75 with normalisation; 8 of 8 of the hardest
-    # seeds solved without). 4 epochs of 2 minibatches: 2 epochs, or GRU 32, left seeds at 0.5.
+    # seeds solved without; then 16 of 16). 4 epochs of 2 minibatches: 2 epochs (4 of 8) or GRU 32
+    # (1 of 8) left seeds at 0.5.
     "TMaze-v0": Preset(
         overrides=dict(total_timesteps=64 * 128 * 100, num_envs=64, num_steps=128, num_minibatches=2,
                        learning_rate=1e-3, hidden_sizes=(64,), rnn_hidden_size=64,
