@@ -3,23 +3,26 @@
     python bench/memory.py            # TMaze-v0 and FourRoomsRandom-View5-v0, 16 seeds each
     python bench/memory.py --quick    # a smoke run: 2 seeds, tiny budgets (tests/bench/test_memory.py)
 
-For each task and each policy (``rnn_hidden_size=0`` and ``> 0``, every other field the same but
-the budget and the seed batching) one ``train.train`` call trains all seeds in one program
-(recurrent: ``seed_batching="vmap"``, which batches its many small sequential GRU steps over the
-seeds; feedforward: ``"map"``, its vmapped convolutions being slower on XLA:CPU). Reported per task and policy: the greedy evaluation after training over
+For each task: its preset (``train/presets.py``, the recurrent GRU policy) and the same config
+with ``rnn_hidden_size=0`` (the feedforward policy), each one ``train.train`` call over all seeds
+in one program (recurrent: the preset's ``seed_batching="vmap"``, which batches its many small
+sequential GRU steps over the seeds; feedforward: ``"map"``, its vmapped convolutions being slower
+on XLA:CPU). Reported per task and policy: the greedy evaluation after training over
 ``num_eval_envs`` fresh episodes per seed (TMaze-v0: success = (return + 1) / 2, the episode
 return being +1 at the goal and -1 in the lava), its IQM with a 95% stratified-bootstrap CI
 (``train.report``), every seed's score, the wall time of the whole call (compile + run), and the
 learning curves (mean training-episode return per update, IQM over seeds).
 
 The feedforward policy trains ``feedforward_updates`` updates only (its image encoder, two 3x3
-convolutions, costs ~20x the recurrent policy's update on XLA:CPU, where the GRU reads the
+convolutions, costs ~10x the recurrent policy's update on XLA:CPU, where the GRU reads the
 flattened view); on ``TMaze-v0`` no memoryless policy can exceed success 1/2 whatever its budget
 (exact, ``tests/jaxgrid/test_tmaze.py``).
 
-Throughput (skip with ``--no-throughput``): both policies at the TMaze config, 1 seed, 3 updates,
-compiled first, then timed alternately (``--repeats``, median), so the ratio is measured side by
-side under the same load. The machine is shared: the load average is recorded before and after.
+Throughput (skip with ``--no-throughput``): both policies at the TMaze-v0 preset's config, 1 seed,
+3 updates, compiled first, then timed alternately (``--repeats``, median), so the ratio is
+measured side by side under the same load; with the preset's ``view`` observation and with
+``obs="onehot"`` (the same dense encoder for both: the GRU's own cost). The machine is shared: the
+load average is recorded before and after.
 
 Writes ``results/memory.json`` and ``results/memory.png`` (``--out`` to change).
 """
@@ -40,44 +43,47 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from harness import RESULTS_DIR, machine_info, print_header, save_figure, write_results  # noqa: E402
 
 SEEDS = tuple(range(16))
-# The tasks: PPOConfig fields shared by both policies, and the recurrent policy's GRU width.
+# The tasks: each trains its preset (train/presets.py: the recurrent policy, rnn_hidden_size > 0)
+# and the same config with rnn_hidden_size=0 (the feedforward policy) for feedforward_updates
+# updates only (its conv encoder is ~10x slower per step on XLA:CPU; on TMaze-v0 no memoryless
+# policy exceeds success 1/2 whatever its budget: exact, tests/jaxgrid/test_tmaze.py).
 TASKS = {
     "TMaze-v0": dict(
-        config=dict(env_id="TMaze-v0", num_envs=64, num_steps=128, num_minibatches=2,
-                    update_epochs=4, learning_rate=1e-3, hidden_sizes=(64,), ent_coef=0.01,
-                    total_timesteps=64 * 128 * 100, num_eval_envs=64),
-        rnn_hidden_size=64,
-        feedforward_updates=3,
+        feedforward_updates=4,
         success=lambda ret: (ret + 1.0) / 2.0,  # return = 2 * success - 1
     ),
     "FourRoomsRandom-View5-v0": dict(
-        config=dict(env_id="FourRoomsRandom-View5-v0", num_envs=64, num_steps=128,
-                    num_minibatches=2, update_epochs=4, learning_rate=1e-3, hidden_sizes=(64,),
-                    total_timesteps=64 * 128 * 25, num_eval_envs=64),
-        rnn_hidden_size=64,
-        feedforward_updates=3,
-        success=None,
+        feedforward_updates=2,
+        success=None,  # the return is the success (+1 at the goal, 0 otherwise)
     ),
 }
-QUICK = dict(num_envs=8, num_steps=16, num_minibatches=2, total_timesteps=8 * 16 * 4, num_eval_envs=8)
+QUICK = dict(num_envs=8, num_steps=16, num_minibatches=2, total_timesteps=8 * 16 * 4, num_eval_envs=8,
+             rnn_hidden_size=16)
+
+
+def task_configs(name: str, seeds: tuple[int, ...], quick: bool) -> dict:
+    """``{"recurrent": PPOConfig, "feedforward": PPOConfig}`` of a task: its preset, and the preset
+    with ``rnn_hidden_size=0`` and ``feedforward_updates`` updates (``--quick``: tiny budgets)."""
+    from train.presets import preset_config
+
+    recurrent = preset_config(name, seeds=seeds, **(QUICK if quick else {}))
+    assert recurrent.rnn_hidden_size > 0, f"the {name} preset should train the recurrent policy"
+    updates = 4 if quick else TASKS[name]["feedforward_updates"]
+    # NOTE: "map" for the feedforward policy: its vmapped convolutions are several times slower
+    # on XLA:CPU than one seed after another; the recurrent preset vmaps its small GRU steps.
+    feedforward = recurrent.replace(
+        rnn_hidden_size=0, seed_batching="map",
+        total_timesteps=updates * recurrent.num_envs * recurrent.num_steps,
+    )
+    return {"recurrent": recurrent, "feedforward": feedforward}
 
 
 def run_task(name: str, task: dict, seeds: tuple[int, ...], quick: bool) -> dict:
-    from train import PPOConfig, train
+    from train import train
     from train.report import summarize
 
-    fields = dict(task["config"], **(QUICK if quick else {}))
     rows = {}
-    for policy, hidden in (("recurrent", task["rnn_hidden_size"]), ("feedforward", 0)):
-        if policy == "feedforward" and not quick:  # its conv encoder is slow on XLA:CPU
-            fields["total_timesteps"] = task["feedforward_updates"] * fields["num_envs"] * fields["num_steps"]
-        elif not quick:
-            fields["total_timesteps"] = task["config"]["total_timesteps"]
-        # NOTE: "map" for the feedforward policy: its vmapped convolutions are several times slower
-        # on XLA:CPU than one seed after another; the recurrent policy needs vmap to batch its
-        # small sequential GRU steps.
-        batching = "map" if policy == "feedforward" else "vmap"
-        config = PPOConfig(seeds=seeds, seed_batching=batching, rnn_hidden_size=hidden, **fields)
+    for policy, config in task_configs(name, seeds, quick).items():
         load_before = os.getloadavg()[0]
         start = time.perf_counter()
         result = train(config)
@@ -114,34 +120,63 @@ def _iqm_nan(values: np.ndarray) -> float | None:
     return iqm(values) if len(values) else None
 
 
-def measure_throughput(seeds: tuple[int, ...], quick: bool, repeats: int, updates: int) -> dict:
-    """Both policies at the TMaze config, ``updates`` updates, timed alternately: median run s."""
-    from train import PPOConfig, train
+def measure_throughput(quick: bool, repeats: int, updates: int) -> dict:
+    """Env steps/s of both policies at the same config: the TMaze-v0 preset, one seed, ``updates``
+    updates, every config compiled first, then timed alternately (median of ``repeats`` run
+    times). Two observations: the preset's ``view`` 3x3 (the feedforward policy reads it with its
+    CNN, the recurrent one flattened into the GRU) and ``obs="onehot"`` (both read the same
+    vector through a dense layer: the ratio is the GRU's own cost)."""
+    from train import train
 
-    task = TASKS["TMaze-v0"]
-    fields = dict(task["config"], **(QUICK if quick else {}))
-    fields["total_timesteps"] = fields["num_envs"] * fields["num_steps"] * updates
-    configs = {
-        policy: PPOConfig(seeds=seeds, rnn_hidden_size=h, **fields)
-        for policy, h in (("feedforward", 0), ("recurrent", task["rnn_hidden_size"]))
-    }
-    compile_s = {p: train(c).compile_seconds for p, c in configs.items()}
-    runs: dict[str, list[float]] = {p: [] for p in configs}
+    base = task_configs("TMaze-v0", (0,), quick)["recurrent"]
+    base = base.replace(total_timesteps=base.num_envs * base.num_steps * updates)
+    configs = {}
+    for obs, env_kwargs in (("view", {}), ("onehot", {"obs": "onehot"})):
+        for policy, hidden in (("feedforward", 0), ("recurrent", base.rnn_hidden_size)):
+            configs[obs, policy] = base.replace(env_kwargs=env_kwargs, rnn_hidden_size=hidden)
+    compile_s = {k: train(c).compile_seconds for k, c in configs.items()}
+    runs: dict[tuple[str, str], list[float]] = {k: [] for k in configs}
     load = [os.getloadavg()[0]]
     for _ in range(repeats):
-        for policy, config in configs.items():
-            runs[policy].append(train(config).run_seconds)
+        for k, config in configs.items():
+            runs[k].append(train(config).run_seconds)
     load.append(os.getloadavg()[0])
-    steps = len(seeds) * configs["feedforward"].env_steps_per_seed
-    out = {p: {"compile_s": compile_s[p], "runs_s": runs[p], "run_s": statistics.median(runs[p]),
-               "steps_per_s": steps / statistics.median(runs[p])} for p in configs}
-    out["ratio_recurrent_over_feedforward"] = out["recurrent"]["steps_per_s"] / out["feedforward"]["steps_per_s"]
-    out["loadavg_before_after"] = load
-    out["env_steps"] = steps
-    print(f"throughput ({len(seeds)} seeds, {updates} updates, median of {repeats}): feedforward "
-          f"{out['feedforward']['steps_per_s']:.0f}, recurrent {out['recurrent']['steps_per_s']:.0f} "
-          f"env steps/s, ratio {out['ratio_recurrent_over_feedforward']:.2f}  load {load}", flush=True)
+    steps = base.env_steps_per_seed
+    out: dict = {"env_steps": steps, "updates": updates, "repeats": repeats, "loadavg_before_after": load,
+                 "config": {k: v for k, v in vars(base).items() if k not in ("seeds", "sweep")}}
+    for obs in ("view", "onehot"):
+        row = {p: {"compile_s": compile_s[obs, p], "runs_s": runs[obs, p],
+                   "run_s": statistics.median(runs[obs, p]),
+                   "steps_per_s": steps / statistics.median(runs[obs, p])}
+               for p in ("feedforward", "recurrent")}
+        row["ratio_recurrent_over_feedforward"] = row["recurrent"]["steps_per_s"] / row["feedforward"]["steps_per_s"]
+        out[obs] = row
+        print(f"throughput, obs={obs} (1 seed, {updates} updates, median of {repeats}): feedforward "
+              f"{row['feedforward']['steps_per_s']:.0f}, recurrent {row['recurrent']['steps_per_s']:.0f} "
+              f"env steps/s, ratio {row['ratio_recurrent_over_feedforward']:.2f}  load {load}", flush=True)
     return out
+
+
+def plot_throughput(throughput: dict, path: Path) -> None:
+    """Bars: env steps/s of each policy per observation, the ratio written above each pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, obs in enumerate(("view", "onehot")):
+        row = throughput[obs]
+        for j, policy in enumerate(("feedforward", "recurrent")):
+            ax.bar(i * 3 + j, row[policy]["steps_per_s"], color=f"C{j}", label=policy if i == 0 else None)
+        top = max(row[p]["steps_per_s"] for p in ("feedforward", "recurrent"))
+        ax.text(i * 3 + 0.5, top, f"ratio {row['ratio_recurrent_over_feedforward']:.2f}", ha="center", va="bottom")
+    ax.set_xticks([0.5, 3.5], ["TMaze-v0 view 3x3", "TMaze-v0 onehot"])
+    ax.set_ylabel("env steps/s (1 seed, median)")
+    ax.set_title("recurrent vs feedforward at the TMaze-v0 preset config")
+    ax.legend()
+    save_figure(fig, path)
+    plt.close(fig)
 
 
 def plot(payload: dict, path: Path) -> None:
@@ -151,6 +186,9 @@ def plot(payload: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = payload["tasks"]
+    if not tasks:  # --tasks with none: the throughput section only
+        plot_throughput(payload["throughput"], path)
+        return
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, (name, rows) in zip(axes[0], tasks.items()):
         for policy, row in rows.items():
@@ -171,9 +209,10 @@ def plot(payload: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds, tiny budgets (a smoke run)")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS),
+                        help="tasks to train (none: only the throughput section)")
     parser.add_argument("--no-throughput", action="store_true", help="skip the side-by-side timing")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "memory.json")
     args = parser.parse_args(argv)
     info = machine_info()
@@ -184,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.tasks:
         payload["tasks"][name] = run_task(name, TASKS[name], seeds, args.quick)
     if not args.no_throughput:
-        payload["throughput"] = measure_throughput(seeds[:1], args.quick, 1 if args.quick else args.repeats,
-                                                   4 if args.quick else 3)
+        payload["throughput"] = measure_throughput(args.quick, 1 if args.quick else args.repeats,
+                                                   2 if args.quick else 3)
     payload["wall_s"] = time.perf_counter() - start
     write_results(args.out, payload, lambda png: plot(payload, png))
     return 0

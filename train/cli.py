@@ -561,14 +561,10 @@ def _report(result, run_dir, config: PPOConfig) -> None:
     from train.evaluate import evaluate_result, format_eval
 
     print(report.format_table(report.summarize_result(result)), flush=True)
-    if config.rnn_hidden_size == 0:
-        evaluation = evaluate_result(result, run_dir)
-        print(format_eval(evaluation), flush=True)
-        for line in evaluation.get("not_written", []):
-            print(f"{PROG}: warning: {line}", file=sys.stderr)
-    else:  # the evaluation above is feedforward-only; the table holds the recurrent greedy returns
-        print(f"{PROG}: the stochastic/fraction-of-optimum evaluation is feedforward-only; the table "
-              "above is the recurrent policy's greedy return", file=sys.stderr)
+    evaluation = evaluate_result(result, run_dir)
+    print(format_eval(evaluation), flush=True)
+    for line in evaluation.get("not_written", []):
+        print(f"{PROG}: warning: {line}", file=sys.stderr)
 
 
 def _print_footer(result, run_dir, resumed: bool) -> None:

@@ -7,13 +7,17 @@ env's exact optimum (``jaxgrid.optimal_return``) per seed over fresh episodes, a
 Episodes per seed and their step cap come from ``PPOConfig.eval_episodes`` / ``eval_max_steps``
 (``train.rollout.evaluation_budget``): on a stochastic env enough episodes that a seed's success
 rate is known within ±0.03 (95%), and a bounded horizon on envs without a time limit.
+
+A recurrent policy (``PPOConfig.rnn_hidden_size > 0``) is evaluated the same way, its hidden state
+zero at each episode's start and carried through the episode (``train.recurrent``'s
+``run_recurrent_eval_episodes`` and, for the GIF, ``HostGreedyPolicy``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +27,7 @@ from train import networks, report
 from train.checkpoint import atomic_write_json, find_checkpoint, restore_checkpoint
 from train.placement import rng_config, seed_keys
 from train.ppo import make_train
-from train.rollout import EnvSpec, evaluation_budget, run_eval_episodes
+from train.rollout import EnvSpec, EvalEpisodes, evaluation_budget, run_eval_episodes
 from train.runs import CHECKPOINT_DIR, load_run_config
 from train.setup import TrainSetup, log_std_of, make_setup
 from train.types import METRIC_NAMES
@@ -66,6 +70,31 @@ def optimum_of(spec: EnvSpec, max_steps: int | None = None, num_layouts: int = 1
         return None
 
 
+def episode_runner(setup: TrainSetup) -> Callable[..., EvalEpisodes]:
+    """``run(params, key, num_envs, max_steps, greedy) -> EvalEpisodes``: fresh evaluation episodes
+    of ``setup``'s policy (``rollout.run_eval_episodes``). A recurrent policy
+    (``rnn_hidden_size > 0``) starts each episode from a zero hidden state and carries it through
+    the episode (``recurrent.run_recurrent_eval_episodes``)."""
+    spec = setup.spec
+    if setup.config.rnn_hidden_size > 0:
+        from train import recurrent
+
+        net = recurrent.make_network(setup)
+
+        def run_recurrent(p: Any, key: jax.Array, num_envs: int, max_steps: int, greedy: Any) -> EvalEpisodes:
+            return recurrent.run_recurrent_eval_episodes(
+                key, p, net.apply, spec, num_envs, net.rnn_hidden_size, max_steps, greedy
+            )
+
+        return run_recurrent
+
+    def run(p: Any, key: jax.Array, num_envs: int, max_steps: int, greedy: Any) -> EvalEpisodes:
+        policy_params, apply = setup.rollout_policy(p)
+        return run_eval_episodes(key, policy_params, apply, spec, num_envs, max_steps, greedy, log_std_of(p, setup))
+
+    return run
+
+
 def evaluate_policies(
     config: Any, setup: TrainSetup, params: Any, episodes: int | None = None, seed: int = 1234
 ) -> dict[str, np.ndarray]:
@@ -78,14 +107,13 @@ def evaluate_policies(
     """
     budget_episodes, max_steps = evaluation_budget(config, setup.spec)
     episodes = budget_episodes if episodes is None else int(episodes)
-    spec = setup.spec
+    run_episodes = episode_runner(setup)
 
     def one(p, key):
-        policy_params, apply = setup.rollout_policy(p)
         # NOTE: both policies in one batch of 2 x episodes envs, one loop: half the compile time
         # of two loops (this runs after every jaxgrid-train).
         greedy = jnp.arange(2 * episodes) < episodes
-        ep = run_eval_episodes(key, policy_params, apply, spec, 2 * episodes, max_steps, greedy, log_std_of(p, setup))
+        ep = run_episodes(p, key, 2 * episodes, max_steps, greedy)
         halves = lambda x: (x[:episodes].mean(), x[episodes:].mean())  # noqa: E731
         (g_ret, s_ret), (g_succ, s_succ) = halves(ep.returns), halves(ep.success)
         return {"greedy_return": g_ret, "greedy_success": g_succ,
@@ -175,13 +203,6 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, gif: bool = T
     A file that cannot be written (read-only run directory, full disk) does not lose the results:
     they are returned with ``"not_written"``, one ``"cannot write <path>: <cause>"`` line per file."""
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    if config.rnn_hidden_size > 0:
-        raise ValueError(
-            f"{run_dir} trained a recurrent policy (rnn_hidden_size={config.rnn_hidden_size}); "
-            "`jaxgrid-train eval` evaluates feedforward runs only. Its greedy returns after "
-            "training are in results.json (train.recurrent.evaluate_greedy_recurrent)"
-        )
     config, update, setup, state = load_run_state(run_dir)
     params = jax.tree.map(jnp.asarray, state.params)
     budget, max_steps = evaluation_budget(config, setup.spec)
@@ -222,6 +243,11 @@ def _greedy_gif(path: Path, params: Any, setup: TrainSetup) -> Path | None:
         policy_out, _ = setup.apply(params, obs[None])
         return networks.greedy_action(policy_out, setup.spec.discrete_actions)[0]
 
+    if setup.config.rnn_hidden_size > 0:  # the hidden state carried through the episode
+        from train import recurrent
+
+        net = recurrent.make_network(setup)
+        greedy = recurrent.HostGreedyPolicy(net, params, setup.spec.discrete_actions)
     episode = replay_episode(env, env_params, greedy, jax.random.PRNGKey(0), evaluation_budget(setup.config, setup.spec)[1])
     return save_frames(episode_frames(env, env_params, episode), path, fps=3.0)
 

@@ -130,10 +130,19 @@ PRESETS: dict[str, Preset] = {
              ">= 0.863 (stochastic IQM 0.983); IQM reaches 95% at 600k steps per seed; compile + "
              "train 272 s (load average 3-9)",
     ),
+    # The memory task: the recurrent policy (a memoryless one succeeds at most half the time).
+    # Raw advantages: with advantages normalised per minibatch, seeds whose episodes drift into
+    # time-outs (return 0, the memoryless value) see only value noise blown up to unit scale and
+    # stay there (5 of 16 seeds at success 0.5-0.75 with normalisation; 8 of 8 of the hardest
+    # seeds solved without; then 16 of 16). 4 epochs of 2 minibatches: 2 epochs (4 of 8) or GRU 32
+    # (1 of 8) left seeds at 0.5.
     "TMaze-v0": Preset(
-        overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=1e-3),
+        overrides=dict(total_timesteps=64 * 128 * 100, num_envs=64, num_steps=128, num_minibatches=2,
+                       learning_rate=1e-3, hidden_sizes=(64,), rnn_hidden_size=64,
+                       normalize_advantage=False, seed_batching="vmap", num_eval_envs=64),
         validate=_validate("TMaze-v0"),
-        note="NOT VALIDATED: a memory task; a memoryless policy succeeds at most half the time",
+        note="16 seeds (bench/memory.py): greedy success 1.0 on every seed (64 episodes each), "
+             "819,200 steps per seed; the 16 seeds took 1439 s on a heavily loaded 2-core CPU",
     ),
 }
 # fmt: on

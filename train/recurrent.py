@@ -46,7 +46,11 @@ from train.ppo import (
     LOCAL_ENVS, learning_rate_at, next_runner, pack_batch, permutations_from_bits, update_metrics,
 )
 from train.types import RunnerState, stack_fields, unstack_fields
-from train.rollout import EnvCarry, EnvSpec, EpisodeStats, env_action, reset_envs
+from train.rollout import (
+    EnvCarry, EnvSpec, EpisodeStats, EvalEpisodes, StatefulApplyFn, evaluation_budget, reset_envs,
+    run_eval_episodes,
+)
+from train.rollout import _step_envs as step_envs  # VecEnv: resets computed only where episodes end
 
 # apply_fn(params, hidden [B, H], obs [K, B, ...], episode_start [K, B])
 #   -> (hidden_seq [K, B, H], policy_out [K, B, A], value [K, B])
@@ -122,6 +126,8 @@ class GRU(nn.Module):
             h = gru_update(reset_hidden(h, start), proj, recurrent_kernel, recurrent_bias)
             return h, h
 
+        if inputs.shape[0] == 1:  # one step (the rollout, evaluation, bootstrap): no loop
+            return step(hidden.astype(dtype), (input_proj[0], episode_start[0]))[1][None]
         _, hidden_seq = jax.lax.scan(step, hidden.astype(dtype), (input_proj, episode_start))
         return hidden_seq
 
@@ -249,11 +255,7 @@ def collect_recurrent_rollout(
         policy_out, value = policy_out[0], value[0]
         action = networks.sample_action_from_uniform(uniforms, policy_out, log_std, spec.discrete_actions)
         log_prob = networks.log_prob(policy_out, log_std, action, spec.discrete_actions)
-        obs, env_state, reward, terminated, truncated, info = jax.vmap(
-            spec.env.step, in_axes=(0, 0, 0, None)
-        )(keys_env, carry.env.env_state, env_action(spec, action), spec.env_params)
-        reward = reward.astype(jnp.float32)
-        done = terminated | truncated
+        obs, env_state, reward, terminated, done, next_obs = step_envs(keys_env, spec, carry.env, action)
         ep_return = carry.env.episode_return + reward
         ep_length = carry.env.episode_length + 1
         ended = done.astype(jnp.float32)
@@ -273,7 +275,7 @@ def collect_recurrent_rollout(
             reward=reward,
             terminated=terminated,
             done=done,
-            next_obs=info["final_observation"],
+            next_obs=next_obs,
             hidden=carry.hidden,
             episode_start=carry.episode_start,
         )
@@ -419,6 +421,43 @@ def bptt_loss(
 # --------------------------------------------------------------------------------------------
 # Greedy evaluation
 # --------------------------------------------------------------------------------------------
+def stateful_apply(apply_fn: RecurrentApplyFn) -> StatefulApplyFn:
+    """One step of the recurrent policy in ``rollout.run_eval_episodes``' ``StatefulApplyFn`` form:
+    ``(params, obs [B, ...], hidden [B, H], episode_start [B]) -> (policy_out [B, A], hidden')``,
+    the hidden state reset where ``episode_start`` before the GRU step."""
+
+    def apply(params: Any, obs: jax.Array, hidden: jax.Array, episode_start: jax.Array):
+        hidden_seq, policy_out, _ = apply_fn(params, hidden, obs[None], episode_start[None])
+        return policy_out[0], hidden_seq[0]
+
+    return apply
+
+
+def recurrent_log_std(params: Any, discrete_actions: bool) -> jax.Array | None:
+    """The Gaussian policy's log-std ``[A]`` of a ``RecurrentActorCritic`` (None: categorical)."""
+    return None if discrete_actions else params["params"]["towers"]["log_std"]
+
+
+def run_recurrent_eval_episodes(
+    key: jax.Array,
+    params: Any,
+    apply_fn: RecurrentApplyFn,
+    spec: EnvSpec,
+    num_envs: int,
+    hidden_size: int,
+    max_steps: int | None = None,
+    greedy: bool | jax.Array = True,
+) -> EvalEpisodes:
+    """``rollout.run_eval_episodes`` for a recurrent policy: ``num_envs`` fresh episodes (returns,
+    success, lengths, each ``[num_envs]``), each starting from a zero hidden state that is carried
+    from step to step of the episode. ``greedy`` as there (a ``[num_envs]`` bool array mixes the
+    greedy and the sampled policy); the same keys as the feedforward evaluation."""
+    return run_eval_episodes(
+        key, params, stateful_apply(apply_fn), spec, num_envs, max_steps, greedy,
+        recurrent_log_std(params, spec.discrete_actions), memory=initial_hidden(num_envs, hidden_size),
+    )
+
+
 def evaluate_greedy_recurrent(
     key: jax.Array,
     params: Any,
@@ -426,40 +465,31 @@ def evaluate_greedy_recurrent(
     spec: EnvSpec,
     num_envs: int,
     hidden_size: int,
+    max_steps: int | None = None,
 ) -> jax.Array:
-    """``rollout.evaluate_greedy`` for a recurrent policy: mean return ``()`` of the greedy policy
-    over ``num_envs`` fresh episodes, the hidden state carried from step to step.
-    """
-    horizon = spec.max_episode_steps
-    keys = jax.random.split(key, num_envs * (1 + horizon))
-    carry = reset_recurrent(keys[:num_envs], spec, hidden_size)
-    step_keys = keys[num_envs:].reshape((horizon, num_envs) + keys.shape[1:])
+    """``rollout.evaluate_greedy`` for a recurrent policy: mean return ``()`` float32 of the greedy
+    policy over ``num_envs`` fresh episodes (``run_recurrent_eval_episodes``), each capped at
+    ``max_steps`` (default ``rollout.eval_max_steps(spec)``)."""
+    episodes = run_recurrent_eval_episodes(key, params, apply_fn, spec, num_envs, hidden_size, max_steps)
+    return episodes.returns.mean()
 
-    def step(state):
-        t, carry, returns, finished = state
-        hidden_seq, policy_out, _ = apply_fn(
-            params, carry.hidden, carry.env.obs[None], carry.episode_start[None]
-        )
-        action = networks.greedy_action(policy_out[0], spec.discrete_actions)
-        obs, env_state, reward, terminated, truncated, _ = jax.vmap(
-            spec.env.step, in_axes=(0, 0, 0, None)
-        )(step_keys[t], carry.env.env_state, env_action(spec, action), spec.env_params)
-        returns = returns + jnp.where(finished, 0.0, reward.astype(jnp.float32))
-        finished = finished | terminated | truncated
-        carry = carry.replace(
-            env=carry.env.replace(env_state=env_state, obs=obs),
-            hidden=hidden_seq[0],
-            episode_start=terminated | truncated,
-        )
-        return t + 1, carry, returns, finished
 
-    def running(state):
-        t, _, _, finished = state
-        return (t < horizon) & ~jnp.all(finished)
+class HostGreedyPolicy:
+    """The greedy recurrent policy for a host loop over one episode (``jaxgrid.replay_episode``'s
+    ``policy(obs, state) -> action``): the hidden state lives in the object, zero at the first
+    call (the episode's start) and carried from call to call. One object per episode."""
 
-    init = (jnp.int32(0), carry, jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), bool))
-    _, _, returns, _ = jax.lax.while_loop(running, step, init)
-    return returns.mean()
+    def __init__(self, net: RecurrentActorCritic, params: Any, discrete_actions: bool):
+        step = stateful_apply(net.apply)
+        self._step = jax.jit(lambda hidden, obs, start: step(params, obs[None], hidden, start[None]))
+        self._discrete = discrete_actions
+        self._hidden = initial_hidden(1, net.rnn_hidden_size)
+        self._start = True
+
+    def __call__(self, obs: jax.Array, state: Any = None) -> Any:
+        policy_out, self._hidden = self._step(self._hidden, obs, jnp.asarray(self._start))
+        self._start = False
+        return networks.greedy_action(policy_out, self._discrete)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -761,9 +791,12 @@ def update_step(
 
 def evaluate(runner: Any, setup: Any, net: RecurrentActorCritic) -> jax.Array:
     """``ppo.evaluate`` for the recurrent policy: mean greedy return ``()`` over
-    ``num_eval_envs`` fresh episodes (``evaluate_greedy_recurrent``), from a key folded out of the
-    runner's key as the feedforward evaluation does."""
+    ``num_eval_envs`` fresh episodes (``evaluate_greedy_recurrent``), each capped at
+    ``evaluation_budget``'s step cap, from a key folded out of the runner's key as the
+    feedforward evaluation does."""
     key = jax.random.fold_in(runner.key, 0x5EED)
+    _, max_steps = evaluation_budget(setup.config, setup.spec)
     return evaluate_greedy_recurrent(
-        key, runner.params, net.apply, setup.spec, setup.config.num_eval_envs, net.rnn_hidden_size
+        key, runner.params, net.apply, setup.spec, setup.config.num_eval_envs, net.rnn_hidden_size,
+        max_steps,
     )

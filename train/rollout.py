@@ -17,6 +17,9 @@ from train import networks
 
 # apply_fn(params, obs [B, ...]) -> (policy_out [B, A], value [B])
 ApplyFn = Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
+# A policy with memory (``run_eval_episodes``' ``memory``): apply_fn(params, obs [B, ...],
+# memory (leaves [B, ...]), episode_start [B] bool) -> (policy_out [B, A], memory after the step)
+StatefulApplyFn = Callable[[Any, jax.Array, Any, jax.Array], tuple[jax.Array, Any]]
 
 
 @dataclass(frozen=True)
@@ -254,16 +257,24 @@ class EvalEpisodes:
 def run_eval_episodes(
     key: jax.Array,
     params: Any,
-    apply_fn: ApplyFn,
+    apply_fn: ApplyFn | StatefulApplyFn,
     spec: EnvSpec,
     num_envs: int,
     max_steps: int | None = None,
     greedy: bool | jax.Array = True,
     log_std: jax.Array | None = None,
+    memory: Any = None,
 ) -> EvalEpisodes:
     """Runs the policy (``greedy``: argmax / mean action; else sampled, with ``log_std`` for Box
-    actions; a ``[num_envs]`` bool array chooses per env) in ``num_envs`` fresh envs until each one's first episode ends, or ``max_steps``
-    steps (default ``eval_max_steps(spec)``), whichever comes first.
+    actions; a ``[num_envs]`` bool array chooses per env) in ``num_envs`` fresh envs until each
+    one's first episode ends, or ``max_steps`` steps (default ``eval_max_steps(spec)``),
+    whichever comes first.
+
+    A policy with memory (a recurrent policy) passes its initial state as ``memory`` (a pytree,
+    leaves ``[num_envs, ...]``, e.g. the zero GRU state) and an ``apply_fn`` of the
+    ``StatefulApplyFn`` form: the state is carried from step to step of each episode and
+    ``episode_start`` is True on its first step (the policy resets its state there). Only each
+    env's first episode is scored, so the state is never carried across an episode boundary.
 
     Success (jaxgrid envs): the episode terminated on a step paying ``goal_reward`` (entering a
     goal cell; lava that pays the same and terminates would count too). NaN for other envs.
@@ -274,9 +285,13 @@ def run_eval_episodes(
     goal_reward = success_reward(spec)
 
     def step(state):
-        t, carry, returns, success, lengths, finished = state
+        t, carry, returns, success, lengths, finished, memory_t = state
         key_env, key_act = jax.random.split(jax.random.fold_in(key_run, t))
-        policy_out, _ = apply_fn(params, carry.obs)
+        if memory is None:
+            policy_out, _ = apply_fn(params, carry.obs)
+        else:
+            episode_start = jnp.broadcast_to(t == 0, (num_envs,))
+            policy_out, memory_t = apply_fn(params, carry.obs, memory_t, episode_start)
         if isinstance(greedy, bool):
             if greedy:
                 action = networks.greedy_action(policy_out, spec.discrete_actions)
@@ -297,10 +312,10 @@ def run_eval_episodes(
             won = live & terminated & (reward == jnp.asarray(goal_reward, jnp.float32))
             success = jnp.where(won, 1.0, success)
         carry = carry.replace(env_state=env_state, obs=obs)
-        return t + 1, carry, returns, success, lengths, finished | done
+        return t + 1, carry, returns, success, lengths, finished | done, memory_t
 
     def running(state):
-        t, *_, finished = state
+        t, *_, finished, _ = state
         return (t < horizon) & ~jnp.all(finished)
 
     # NOTE: a while loop, not a scan over the whole horizon: it stops once every episode ended
@@ -308,8 +323,8 @@ def run_eval_episodes(
     zeros = jnp.zeros((num_envs,), jnp.float32)
     success0 = zeros if goal_reward is not None else jnp.full((num_envs,), jnp.nan, jnp.float32)
     init = (jnp.int32(0), carry, zeros, success0, jnp.zeros((num_envs,), jnp.int32),
-            jnp.zeros((num_envs,), bool))
-    _, _, returns, success, lengths, _ = jax.lax.while_loop(running, step, init)
+            jnp.zeros((num_envs,), bool), memory)
+    _, _, returns, success, lengths, _, _ = jax.lax.while_loop(running, step, init)
     return EvalEpisodes(returns=returns, success=success, lengths=lengths)
 
 

@@ -120,3 +120,33 @@ def test_optimal_policy_evaluated_reaches_the_optimum():
     rate = float(out.success.mean())
     assert rate <= optimum + 3 * math.sqrt(0.25 / n)
     assert rate >= 0.95 * optimum - 3 * math.sqrt(0.25 / n)
+
+
+def test_eval_episodes__memory_is_carried_through_an_episode_and_starts_fresh():
+    """A policy with memory (``run_eval_episodes(memory=...)``): a step counter kept in the memory
+    plays the 4x4 grid's optimal 6-step script (down, down, right, right, down, right). Without the
+    carried memory it would repeat one action forever; the memory starts at 5, so the script is
+    played from its start only if ``episode_start`` is True on the first step."""
+    env, params = jaxgrid.make("GridWorld-4x4-v0")
+    spec = describe_env(env, params)
+    script = jnp.asarray([2, 2, 1, 1, 2, 1, 0, 0], jnp.int32)
+
+    def apply(params, obs, counter, episode_start):
+        counter = jnp.where(episode_start, 0, counter)
+        logits = 10.0 * jax.nn.one_hot(script[counter], 4)
+        return logits, counter + 1
+
+    n = 3
+    episodes = jax.jit(lambda k: run_eval_episodes(
+        k, None, apply, spec, n, memory=jnp.full((n,), 5, jnp.int32)
+    ))(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(np.asarray(episodes.returns), 0.8, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(episodes.lengths), 6)
+    np.testing.assert_array_equal(np.asarray(episodes.success), 1.0)
+    # The same memory, never reset (episode_start ignored), starts the script at its 6th action
+    # (up, into the wall) and never reaches the goal within the 50-step limit.
+    stuck = jax.jit(lambda k: run_eval_episodes(
+        k, None, lambda p, o, c, s: apply(p, o, c, jnp.zeros_like(s)), spec, n,
+        memory=jnp.full((n,), 6, jnp.int32), max_steps=10,
+    ))(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(np.asarray(stuck.success), 0.0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jaxgrid
-from train import recurrent
+from train import networks, recurrent
 from train.rollout import describe_env
 
 pytestmark = pytest.mark.timeout(300)
@@ -241,30 +241,82 @@ def test_evaluate_sequence__gaussian_actions_have_per_step_terms():
     np.testing.assert_allclose(np.asarray(entropy), 2 * (0.5 + 0.5 * np.log(2 * np.pi)), rtol=1e-6)
 
 
-def test_evaluate_greedy_recurrent__equals_a_step_by_step_loop(tmaze):
-    spec, net, params = tmaze
-    key, n = jax.random.PRNGKey(7), 4
-    got = float(jax.jit(
-        lambda k: recurrent.evaluate_greedy_recurrent(k, params, net.apply, spec, n, 8)
-    )(key))
+def _host_loop(spec, net, params, key, n, greedy):
+    """``run_recurrent_eval_episodes`` written as a plain Python loop over steps: the reset and step
+    keys of ``rollout.run_eval_episodes``, the hidden state carried by hand, each env's first
+    episode scored. Returns (returns [n], lengths [n], per-env action lists)."""
     horizon = spec.max_episode_steps
-    keys = jax.random.split(key, n * (1 + horizon))
-    carry = recurrent.reset_recurrent(keys[:n], spec, 8)
-    obs, state = carry.env.obs, carry.env.env_state
-    hidden, start = carry.hidden, carry.episode_start
-    returns, finished = np.zeros(n), np.zeros(n, bool)
+    key_reset, key_run = jax.random.split(key)
+    obs, state = jax.vmap(spec.env.reset, in_axes=(0, None))(jax.random.split(key_reset, n), spec.env_params)
+    hidden, start = recurrent.initial_hidden(n, net.rnn_hidden_size), np.ones(n, bool)
+    returns, lengths, finished = np.zeros(n), np.zeros(n, int), np.zeros(n, bool)
     apply = jax.jit(net.apply)
     step = jax.jit(jax.vmap(spec.env.step, in_axes=(0, 0, 0, None)))
+    actions = [[] for _ in range(n)]
     for t in range(horizon):
-        hidden_seq, logits, _ = apply(params, hidden, obs[None], start[None])
-        action = jnp.argmax(logits[0], axis=-1)
-        step_keys = keys[n + t * n: n + (t + 1) * n]
-        obs, state, reward, term, trunc, _ = step(step_keys, state, action, spec.env_params)
+        key_env, key_act = jax.random.split(jax.random.fold_in(key_run, t))
+        hidden_seq, logits, _ = apply(params, hidden, obs[None], jnp.asarray(start)[None])
+        sampled = networks.sample_action(key_act, logits[0], None, True)
+        action = np.where(greedy, np.asarray(jnp.argmax(logits[0], axis=-1)), np.asarray(sampled))
+        obs, state, reward, term, trunc, _ = step(
+            jax.random.split(key_env, n), state, jnp.asarray(action, jnp.int32), spec.env_params
+        )
+        for i in np.flatnonzero(~finished):
+            actions[i].append(int(action[i]))
         returns += np.where(finished, 0.0, np.asarray(reward))
+        lengths += ~finished
         finished |= np.asarray(term | trunc)
-        hidden, start = hidden_seq[0], term | trunc
+        hidden, start = hidden_seq[0], np.zeros(n, bool)
+        if finished.all():
+            break
     assert finished.all()
-    assert got == pytest.approx(returns.mean(), abs=1e-6)
+    return returns, lengths, actions
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_run_recurrent_eval_episodes__equal_a_step_by_step_loop_with_the_hidden_state_carried(tmaze, greedy):
+    spec, net, params = tmaze
+    key, n = jax.random.PRNGKey(7), 6
+    mask = np.full(n, greedy)
+    got = jax.jit(lambda k: recurrent.run_recurrent_eval_episodes(k, params, net.apply, spec, n, 8, greedy=greedy))(key)
+    returns, lengths, _ = _host_loop(spec, net, params, key, n, mask)
+    np.testing.assert_allclose(np.asarray(got.returns), returns, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(got.lengths), lengths)
+    np.testing.assert_array_equal(np.asarray(got.success), (returns > 0).astype(np.float32))
+    mean = recurrent.evaluate_greedy_recurrent(key, params, net.apply, spec, n, 8)
+    if greedy:
+        assert float(mean) == pytest.approx(returns.mean(), abs=1e-6)
+
+
+def test_evaluation__a_zero_hidden_state_is_not_the_same_policy_as_a_carried_one(tmaze):
+    """The evaluation does carry the hidden state: the GRU policy's action at step 1 of an episode
+    depends on its state after step 0 (zeroing it changes the policy's outputs)."""
+    spec, net, params = tmaze
+    env, env_params = spec.env, spec.env_params
+    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(1), 4), env_params)
+    step = recurrent.stateful_apply(net.apply)
+    starts = jnp.ones(4, bool)
+    out0, hidden = step(params, obs, recurrent.initial_hidden(4, 8), starts)
+    carried, _ = step(params, obs, hidden, ~starts)
+    fresh, _ = step(params, obs, recurrent.initial_hidden(4, 8), ~starts)
+    assert float(jnp.abs(hidden).max()) > 1e-3
+    assert not np.allclose(np.asarray(carried), np.asarray(fresh))
+    np.testing.assert_array_equal(np.asarray(fresh), np.asarray(out0))  # zero state = a start
+
+
+def test_host_greedy_policy__replays_the_batched_greedy_episodes(tmaze):
+    """``HostGreedyPolicy`` (the GIF's policy) with ``jaxgrid.replay_episode`` from the same reset
+    states takes the same actions as the batched greedy evaluation."""
+    spec, net, params = tmaze
+    key, n = jax.random.PRNGKey(3), 4
+    _, _, actions = _host_loop(spec, net, params, key, n, np.ones(n, bool))
+    key_reset, _ = jax.random.split(key)
+    obs, state = jax.vmap(spec.env.reset, in_axes=(0, None))(jax.random.split(key_reset, n), spec.env_params)
+    for i in range(n):
+        start = jax.tree.map(lambda x: x[i], (obs, state))
+        policy = recurrent.HostGreedyPolicy(net, params, spec.discrete_actions)
+        episode = jaxgrid.replay_episode(spec.env, spec.env_params, policy, jax.random.PRNGKey(0), start=start)
+        assert list(episode.actions) == actions[i], i
 
 
 def test_make_recurrent_update__refuses_sequences_that_do_not_tile_the_rollout(tmaze):

@@ -3,7 +3,8 @@
 wired in; config validation; the carried hidden state is reset at episode starts (an episode's
 training does not depend on the previous episode's memory); chunked ``run_updates`` equals one
 call bitwise; checkpoint/resume in a run directory equals an uninterrupted run; the CLI flag
-trains (and ``jaxgrid-train eval`` refuses a recurrent run clearly); env-parallel on two host devices agrees with one device."""
+trains, and its evaluation (after training and ``jaxgrid-train eval``, GIF included) covers the
+recurrent policy; env-parallel on two host devices agrees with one device."""
 
 from __future__ import annotations
 
@@ -180,12 +181,26 @@ def test_cli__rnn_hidden_size_flag_trains_a_gru_policy(tmp_path):
     _, update, _, state = load_run_state(tmp_path / "gru")
     assert update == 4
     assert state.params["params"]["gru"]["recurrent_kernel"].shape == (1, 1, 16, 48)
-    # ``jaxgrid-train eval`` evaluates feedforward policies only, and says so.
+    # The final evaluation after training covers the recurrent policy: greedy and stochastic,
+    # success and fraction of the optimum (TMaze-v0's optimum: return 1, success 1).
+    after = json.loads((tmp_path / "gru" / "results.json").read_text())["evaluation"]
+    assert after["optimum"]["expected_return"] == pytest.approx(1.0)
+    entry = after["configs"][0]
+    for key in ("greedy", "stochastic", "greedy_success", "stochastic_success",
+                "greedy_fraction_of_optimum", "stochastic_fraction_of_optimum"):
+        assert len(entry[key]) == 1 and np.isfinite(entry[key][0]), key
+    # ``jaxgrid-train eval`` evaluates the recurrent run from its checkpoint: the same episodes
+    # (same keys, same params) as the evaluation after training, so the same values.
+    # The GIF's greedy episode carries the hidden state too (``recurrent.HostGreedyPolicy``).
     proc = subprocess.run(
-        [sys.executable, "-m", "train.cli", "eval", str(tmp_path / "gru"), "--no-gif"],
+        [sys.executable, "-m", "train.cli", "eval", str(tmp_path / "gru")],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 2 and "recurrent policy (rnn_hidden_size=16)" in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((tmp_path / "gru" / "eval.json").read_text())["configs"][0]
+    for key in ("greedy", "stochastic", "greedy_success", "stochastic_success"):
+        assert again[key] == entry[key], key
+    assert again["gif"] and Path(again["gif"]).stat().st_size > 100
 
 
 _TWO_DEVICES = """
