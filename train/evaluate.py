@@ -23,13 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train import networks, report
+from train import report
 from train.checkpoint import atomic_write_json, find_checkpoint, restore_checkpoint
 from train.placement import rng_config, seed_keys
-from train.ppo import make_train
-from train.rollout import EnvSpec, EvalEpisodes, evaluation_budget, run_eval_episodes
+from train.ppo import make_train, policy_kind
+from train.rollout import EnvSpec, EvalEpisodes, evaluation_budget
 from train.runs import CHECKPOINT_DIR, load_run_config
-from train.setup import TrainSetup, log_std_of, make_setup
+from train.setup import TrainSetup, make_setup
 from train.types import METRIC_NAMES
 
 
@@ -72,27 +72,9 @@ def optimum_of(spec: EnvSpec, max_steps: int | None = None, num_layouts: int = 1
 
 def episode_runner(setup: TrainSetup) -> Callable[..., EvalEpisodes]:
     """``run(params, key, num_envs, max_steps, greedy) -> EvalEpisodes``: fresh evaluation episodes
-    of ``setup``'s policy (``rollout.run_eval_episodes``). A recurrent policy
-    (``rnn_hidden_size > 0``) starts each episode from a zero hidden state and carries it through
-    the episode (``recurrent.run_recurrent_eval_episodes``)."""
-    spec = setup.spec
-    if setup.config.rnn_hidden_size > 0:
-        from train import recurrent
-
-        net = recurrent.make_network(setup)
-
-        def run_recurrent(p: Any, key: jax.Array, num_envs: int, max_steps: int, greedy: Any) -> EvalEpisodes:
-            return recurrent.run_recurrent_eval_episodes(
-                key, p, net.apply, spec, num_envs, net.rnn_hidden_size, max_steps, greedy
-            )
-
-        return run_recurrent
-
-    def run(p: Any, key: jax.Array, num_envs: int, max_steps: int, greedy: Any) -> EvalEpisodes:
-        policy_params, apply = setup.rollout_policy(p)
-        return run_eval_episodes(key, policy_params, apply, spec, num_envs, max_steps, greedy, log_std_of(p, setup))
-
-    return run
+    of ``setup``'s policy, from its policy kind (``ppo.policy_kind``: a recurrent policy starts each
+    episode from a zero hidden state and carries it through the episode)."""
+    return policy_kind(setup.config).episode_runner(setup)
 
 
 def evaluate_policies(
@@ -239,15 +221,7 @@ def _greedy_gif(path: Path, params: Any, setup: TrainSetup) -> Path | None:
     from jaxgrid import episode_frames, replay_episode
     from jaxgrid.render import save_frames
 
-    def greedy(obs, state):
-        policy_out, _ = setup.apply(params, obs[None])
-        return networks.greedy_action(policy_out, setup.spec.discrete_actions)[0]
-
-    if setup.config.rnn_hidden_size > 0:  # the hidden state carried through the episode
-        from train import recurrent
-
-        net = recurrent.make_network(setup)
-        greedy = recurrent.HostGreedyPolicy(net, params, setup.spec.discrete_actions)
+    greedy = policy_kind(setup.config).host_greedy(setup, params)  # memory carried, if any
     episode = replay_episode(env, env_params, greedy, jax.random.PRNGKey(0), evaluation_budget(setup.config, setup.spec)[1])
     return save_frames(episode_frames(env, env_params, episode), path, fps=3.0)
 

@@ -24,7 +24,7 @@ Per run (module-level pure functions):
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +37,11 @@ from train.gae import compute_gae
 from train.loop import ProgressFn, Trainer, make_trainer
 from train.losses import LossInfo, explained_variance, ppo_loss_terms
 from train.placement import Placement
-from train.rollout import EnvCarry, EnvSpec, collect_rollout, evaluate_greedy, evaluation_budget, reset_envs
-from train.setup import TrainSetup, make_setup
+from train.rollout import (
+    EnvCarry, EnvSpec, EvalEpisodes, collect_rollout, evaluate_greedy, evaluation_budget, reset_envs,
+    run_eval_episodes,
+)
+from train.setup import TrainSetup, log_std_of, make_setup
 from train.types import HParams, RunnerState, UpdateMetrics, stack_fields, unstack_fields
 
 
@@ -361,6 +364,56 @@ def evaluate(runner: RunnerState, setup: TrainSetup) -> jax.Array:
 # --------------------------------------------------------------------------------------------
 # Batched over the runs
 # --------------------------------------------------------------------------------------------
+class PolicyKind(NamedTuple):
+    """What one policy kind gives the trainer and the evaluation (``policy_kind`` picks it).
+
+    Attributes:
+        functions: ``(setup, placement) -> (init(key, setup), update(runner, hp, setup, envs),
+            evaluate(runner, setup))``, the per-run pieces ``make_train`` lifts over the runs.
+        episode_runner: ``setup -> run(params, key, num_envs, max_steps, greedy) -> EvalEpisodes``:
+            fresh evaluation episodes of one run's policy (``train.evaluate``).
+        host_greedy: ``(setup, params) -> policy(obs, state) -> action``: the greedy policy for a
+            host loop over one episode (``jaxgrid.replay_episode``; the eval GIF). One per episode.
+    """
+
+    functions: Callable[[TrainSetup, Placement], tuple[Callable, Callable, Callable]]
+    episode_runner: Callable[[TrainSetup], Callable[..., EvalEpisodes]]
+    host_greedy: Callable[[TrainSetup, Any], Callable[..., Any]]
+
+
+def _feedforward_episode_runner(setup: TrainSetup) -> Callable[..., EvalEpisodes]:
+    def run(p: Any, key: jax.Array, num_envs: int, max_steps: int, greedy: Any) -> EvalEpisodes:
+        policy_params, apply = setup.rollout_policy(p)
+        return run_eval_episodes(key, policy_params, apply, setup.spec, num_envs, max_steps, greedy, log_std_of(p, setup))
+
+    return run
+
+
+def _feedforward_host_greedy(setup: TrainSetup, params: Any) -> Callable[..., Any]:
+    def greedy(obs: jax.Array, state: Any = None) -> Any:
+        policy_out, _ = setup.apply(params, obs[None])
+        return networks.greedy_action(policy_out, setup.spec.discrete_actions)[0]
+
+    return greedy
+
+
+FEEDFORWARD = PolicyKind(
+    functions=lambda setup, placement: (init_runner_state, update_step, evaluate),
+    episode_runner=_feedforward_episode_runner,
+    host_greedy=_feedforward_host_greedy,
+)
+
+
+def policy_kind(config: PPOConfig) -> PolicyKind:
+    """The policy kind of ``config``: ``FEEDFORWARD``, or ``train.recurrent.POLICY_KIND`` (the GRU
+    policy) when ``config.rnn_hidden_size > 0``. The one place that tells the kinds apart."""
+    if config.rnn_hidden_size > 0:
+        from train import recurrent
+
+        return recurrent.POLICY_KIND
+    return FEEDFORWARD
+
+
 def make_train(
     config: PPOConfig,
     placement: Placement | None = None,
@@ -389,11 +442,7 @@ def make_train(
     envs = LOCAL_ENVS
     if placement.env_parallel:
         envs = SplitEnvs(placement.mesh.axis_names[0], placement.num_devices)
-    init, update, evaluate_run = init_runner_state, update_step, evaluate
-    if config.rnn_hidden_size > 0:  # the GRU policy: train.recurrent's functions, same signatures
-        from train import recurrent
-
-        init, update, evaluate_run = recurrent.policy_functions(setup, placement)
+    init, update, evaluate_run = policy_kind(config).functions(setup, placement)
     return make_trainer(
         setup,
         placement,

@@ -43,7 +43,8 @@ from train import networks
 from train.gae import compute_gae
 from train.losses import LossInfo, normalize_advantages, ppo_loss_terms
 from train.ppo import (
-    LOCAL_ENVS, learning_rate_at, next_runner, pack_batch, permutations_from_bits, update_metrics,
+    LOCAL_ENVS, PolicyKind, learning_rate_at, next_runner, pack_batch, permutations_from_bits,
+    update_metrics,
 )
 from train.types import RunnerState, stack_fields, unstack_fields
 from train.rollout import (
@@ -800,3 +801,20 @@ def evaluate(runner: Any, setup: Any, net: RecurrentActorCritic) -> jax.Array:
         key, runner.params, net.apply, setup.spec, setup.config.num_eval_envs, net.rnn_hidden_size,
         max_steps,
     )
+
+
+def _episode_runner(setup: Any) -> Callable[..., EvalEpisodes]:
+    """The recurrent ``PolicyKind.episode_runner``: ``run_recurrent_eval_episodes`` of the run."""
+    net = make_network(setup)
+
+    def run(p: Any, key: jax.Array, num_envs: int, max_steps: int, greedy: Any) -> EvalEpisodes:
+        return run_recurrent_eval_episodes(key, p, net.apply, setup.spec, num_envs, net.rnn_hidden_size, max_steps, greedy)
+
+    return run
+
+
+POLICY_KIND = PolicyKind(
+    functions=policy_functions,
+    episode_runner=_episode_runner,
+    host_greedy=lambda setup, params: HostGreedyPolicy(make_network(setup), params, setup.spec.discrete_actions),
+)
