@@ -254,6 +254,8 @@ class EvalEpisodes:
     lengths: jax.Array  # [N] int32, steps taken (the cap if it did not end)
 
 
+# Length: 72 lines, 14 of them the docstring; the body is one while_loop whose carry holds both the
+# feedforward and the memory (recurrent) case, kept together so both policies share one loop.
 def run_eval_episodes(
     key: jax.Array,
     params: Any,
