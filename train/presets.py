@@ -98,8 +98,8 @@ PRESETS: dict[str, Preset] = {
     # success 0.08 and 0.14, still rising, at 7k env steps/s for the 2 seeds (load ~11); with the
     # View5 preset's config (32 x 64, lr 5e-4, ent_coef 0.02, 1M steps): 0.10 and 0.15.
     "FourRoomsRandom-v0": Preset(
-        overrides=dict(total_timesteps=500_000, num_envs=32, num_steps=64, learning_rate=5e-4,
-                       eval_episodes=256),
+        overrides=dict(env_kwargs={"obs": "view", "view_size": 21}, total_timesteps=1_000_000, num_envs=32,
+                       num_steps=64, learning_rate=5e-4, ent_coef=0.02, eval_episodes=256),
         validate=_validate("FourRoomsRandom-v0"),
         note="NOT VALIDATED: 2 seeds x 1M steps reach success 0.08-0.14 (greedy); needs far more steps "
              "than 16 seeds fit in 10 minutes on this CPU",
