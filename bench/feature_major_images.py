@@ -1,11 +1,11 @@
 """Dense-encoded image training, ``ActorCritic`` against ``train.feature_major`` (issue 14 item 5).
 
-    python bench/feature_major_images.py                                  # Maze-9x9-v0 preset, 8 seeds
-    python bench/feature_major_images.py --env-kwargs '{"obs": "view", "view_size": 13}'
+    python bench/feature_major_images.py                              # Maze-9x9-v0 preset (13x13 view), 8 seeds
+    python bench/feature_major_images.py --env-kwargs '{"obs": "grid"}'  # the env's own 9x9 grid
 
 ``train.setup.make_setup`` evaluates images through the ``"dense"`` encoder feature-major (the same
 parameters and function as ``ActorCritic.apply``, to float rounding: tests/train/test_feature_major.py).
-This times ``Trainer.run_updates`` of the Maze-9x9-v0 preset (8 seeds sharded over the host CPU
+This times ``Trainer.run_updates`` of the Maze-9x9-v0 preset (``--env-kwargs`` on top of its own) (8 seeds sharded over the host CPU
 devices, ``--updates`` PPO updates per call, compile apart) both ways in one process: the two
 compiled programs alternate, ``--repeats`` times, and the median is quoted (env steps per second of
 all seeds together; rollout and update included, evaluation excluded).
