@@ -351,7 +351,11 @@ def parse_train(argv: list[str], command: TrainCommand) -> tuple[TrainCommand, P
 
             print(f"{PROG}: {presets.describe_preset(defaults['env_id'])}", file=sys.stderr)
     command = _tyro(argv, TrainCommand(config=PPOFlags.with_defaults(defaults)))
-    return command, command.config.to_config(resumed)
+    config = command.config.to_config(resumed)
+    if resumed is None and defaults.get("env_kwargs"):
+        # A preset's env_kwargs (e.g. FourRoomsRandom-v0's egocentric view), with --env-kwargs on top.
+        config = config.replace(env_kwargs={**defaults["env_kwargs"], **config.env_kwargs})
+    return command, config
 
 
 # ------------------------------------------------------------------------------------------------

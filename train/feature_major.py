@@ -18,8 +18,9 @@ minibatch of CartPole: ~710 us as ``ActorCritic`` (stacked towers), ~430 us as t
 ~360 us feature-major (``bench/rejax_peer.py`` measures whole training runs). The optimization
 barriers keep XLA from folding a materialised transpose back into the dot (which would undo it).
 
-``TrainSetup`` (``train.setup``) uses this for ``"vector"`` observations; ``"discrete"`` (one-hot
-or the observation table) and ``"image"`` (CNN) observations keep ``ActorCritic.apply``.
+``TrainSetup`` (``train.setup``) uses this for ``"vector"`` observations and for images through the
+``"dense"`` encoder (which only flattens them: the same parameters); ``"discrete"`` (one-hot or the
+observation table) observations and the ``"embed"``/``"cnn"`` image encoders keep ``ActorCritic.apply``.
 """
 
 from __future__ import annotations

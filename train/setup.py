@@ -30,9 +30,10 @@ class TrainSetup:
     NOTE: this is where PPO's time went on small discrete envs: a 64x64 two-tower MLP evaluated
     and differentiated on every sample of every minibatch, when the 4x4 grid has 16 observations.
 
-    With ``feature_major`` (flat ``"vector"`` observations, e.g. CartPole) the same network is
-    evaluated by ``train.feature_major.apply``: activations ``[features, batch]`` and matmuls that
-    stay on XLA:CPU's fast dot kernels (the same function up to float rounding).
+    With ``feature_major`` (flat ``"vector"`` observations, e.g. CartPole, and images through the
+    ``"dense"`` encoder, a flattened image being a vector) the same network is evaluated by
+    ``train.feature_major.apply``: activations ``[features, batch]`` and matmuls that stay on
+    XLA:CPU's fast dot kernels (the same function up to float rounding).
     """
 
     config: PPOConfig
@@ -124,6 +125,7 @@ def make_setup(config: PPOConfig) -> TrainSetup:
     """Builds the env and the network of ``config``."""
     env, env_params = make_env(config.env_id, config.env_kwargs)
     spec = describe_env(env, env_params)
+    encoder = resolve_encoder(config, spec)
     network = networks.ActorCritic(
         action_dim=spec.action_dim,
         discrete_actions=spec.discrete_actions,
@@ -131,14 +133,17 @@ def make_setup(config: PPOConfig) -> TrainSetup:
         num_obs_categories=spec.num_obs_categories,
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
-        encoder=resolve_encoder(config, spec),
+        encoder=encoder,
     )
+    # The dense image encoder only flattens the image: the towers see a vector, with the same
+    # parameters as for a "vector" observation of that size.
+    flat = spec.obs_kind == "vector" or (spec.obs_kind == "image" and encoder == "dense")
     return TrainSetup(
         config=config,
         spec=spec,
         network=network,
         obs_table=resolve_obs_table(config, spec),
-        feature_major=spec.obs_kind == "vector",
+        feature_major=flat,
     )
 
 

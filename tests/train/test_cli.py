@@ -169,6 +169,16 @@ def test_parse_train__a_flag_given_wins_over_the_preset_even_at_ppoconfigs_defau
     assert _config(["--env-id", "FourRooms-v0", "--normalize-advantage"]).normalize_advantage is True
 
 
+def test_parse_train__a_presets_env_kwargs_are_used_and_env_kwargs_flags_add_to_them():
+    preset = presets.PRESETS["FourRoomsRandom-v0"].overrides["env_kwargs"]
+    assert preset["obs"] == "view"
+    assert _config(["--env-id", "FourRoomsRandom-v0"]) == presets.preset_config("FourRoomsRandom-v0")
+    assert _config(["--env-id", "FourRoomsRandom-v0", "--env-kwargs", "max_steps_in_episode=50"]).env_kwargs == {
+        **preset, "max_steps_in_episode": 50}
+    assert _config(["--env-id", "FourRoomsRandom-v0", "--env-kwargs", "obs='grid'"]).env_kwargs["obs"] == "grid"
+    assert _config(["--env-id", "FourRoomsRandom-v0", "--no-preset"]).env_kwargs == {}
+
+
 def test_parse_train__resume_takes_the_runs_config_as_defaults(tmp_path):
     from train.runs import CONFIG_FILE, config_to_dict
 

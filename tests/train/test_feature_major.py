@@ -1,6 +1,7 @@
 """``train.feature_major``: the actor-critic evaluated feature-major must be the same function,
 and have the same gradient, as ``ActorCritic.apply`` (to float rounding), and the trainer must use
-it for flat observations only (discrete and image observations keep ``ActorCritic``)."""
+it for flat observations and dense-encoded images only (discrete observations and the other image
+encoders keep ``ActorCritic``)."""
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +81,11 @@ def test_setup__feature_major_for_vector_obs_only():
     assert not make_setup(PPOConfig()).feature_major  # GridWorld: Discrete obs, the table
     assert not make_setup(PPOConfig(obs_table="off")).feature_major  # one-hot per sample
     assert make_setup(PPOConfig(env_kwargs={"obs": "onehot"})).feature_major
-    assert not make_setup(PPOConfig(env_id="TMaze-v0")).feature_major  # image: the CNN
+    # Images: the dense encoder only flattens them (feature-major); "embed" and "cnn" do not.
+    assert make_setup(PPOConfig(env_id="Maze-9x9-v0")).feature_major  # encoder "auto" -> "dense"
+    assert make_setup(PPOConfig(env_id="TMaze-v0", encoder="dense")).feature_major
+    assert not make_setup(PPOConfig(env_id="TMaze-v0", encoder="cnn")).feature_major
+    assert not make_setup(PPOConfig(env_id="Maze-9x9-v0", encoder="embed")).feature_major
 
 
 def test_setup__cartpole_apply_value_and_loss_terms_match_the_network():
@@ -97,3 +102,39 @@ def test_setup__cartpole_apply_value_and_loss_terms_match_the_network():
     np.testing.assert_allclose(log_prob, networks.log_prob(want_pi, None, action, True), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(entropy, networks.entropy(want_pi, None, True), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(value, want_v, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("env_id,env_kwargs", [("Maze-9x9-v0", {}), ("FourRoomsRandom-v0", {"obs": "view", "view_size": 7})])
+def test_setup__dense_image_apply_value_loss_terms_and_gradient_match_the_network(env_id, env_kwargs):
+    """A dense-encoded image ([B, H, W, C] float32) gives the network's outputs and gradients."""
+    setup = make_setup(PPOConfig(env_id=env_id, env_kwargs=env_kwargs))
+    assert setup.feature_major and setup.network.obs_kind == "image" and setup.network.encoder == "dense"
+    shape = setup.spec.env.observation_space(setup.spec.env_params).shape
+    obs = (jax.random.uniform(jax.random.PRNGKey(1), (40, *shape)) < 0.3).astype(jnp.float32)
+    params = _perturbed_params(setup.network, obs)
+    want_pi, want_v = setup.network.apply(params, obs)
+    got_pi, got_v = jax.jit(setup.apply)(params, obs)
+    np.testing.assert_allclose(got_pi, want_pi, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(setup.value)(params, obs), want_v, rtol=1e-5, atol=1e-5)
+    action = jax.random.randint(jax.random.PRNGKey(2), (40,), 0, setup.spec.action_dim)
+
+    def loss(evaluate):
+        def f(p):
+            log_prob, entropy, value = evaluate(p)
+            return jnp.sum(log_prob) + 0.1 * jnp.sum(entropy) + jnp.sum(value**2)
+        return f
+
+    log_prob, entropy, value = setup.evaluate_actions(params, obs, action)
+    np.testing.assert_allclose(log_prob, networks.log_prob(want_pi, None, action, True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(entropy, networks.entropy(want_pi, None, True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(value, want_v, rtol=1e-5, atol=1e-5)
+    want = jax.grad(loss(lambda p: (
+        networks.log_prob(setup.network.apply(p, obs)[0], None, action, True),
+        networks.entropy(setup.network.apply(p, obs)[0], None, True),
+        setup.network.apply(p, obs)[1],
+    )))(params)
+    got = jax.jit(jax.grad(loss(lambda p: setup.evaluate_actions(p, obs, action))))(params)
+    for (path, w), g in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got), strict=True):
+        assert np.abs(np.asarray(w)).max() > 0, path
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4, err_msg=jax.tree_util.keystr(path))
