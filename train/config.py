@@ -120,6 +120,16 @@ class PPOConfig:
     num_minibatches`` envs' whole rollouts) and the loss back-propagates through the whole rollout
     (``num_steps`` steps). Needs ``num_minibatches`` to divide ``num_envs``; ``obs_table`` is not
     used (``"on"`` is refused)."""
+    bptt_length: int | None = None
+    """Truncated BPTT for the recurrent policy (``rnn_hidden_size > 0``; static: it fixes the
+    loss's shapes). Each env's rollout is cut into sequences of this many steps; the loss re-runs
+    the GRU over each from the hidden state the rollout stored at its first step ("stored state",
+    Kapturowski et al., R2D2, ICLR 2019; rl-games' ``seq_length``), so gradients flow back at most
+    this many steps, and minibatches are shuffled sequences, not whole env rollouts. The loss's
+    sequential scan is ``num_steps / bptt_length`` times shorter over as many times more
+    sequences: what makes the recurrent update fast (``bench/memory.py``'s throughput).
+    ``None``: ``num_steps`` (BPTT through the whole rollout). Must divide ``num_steps``, and
+    ``num_minibatches`` must divide the sequence count ``num_steps / bptt_length * num_envs``."""
     activation: Literal["tanh", "relu"] = "tanh"
     """Hidden-layer activation."""
     encoder: Literal["auto", "dense", "embed", "cnn"] = "auto"
@@ -254,14 +264,30 @@ class PPOConfig:
         value = self.rnn_hidden_size
         if isinstance(value, bool) or not _is_int(value) or value < 0:
             _fail("rnn_hidden_size", value, "must be an int >= 0 (0: feedforward policy, > 0: GRU units)")
+        length = self.bptt_length
+        if length is not None and (isinstance(length, bool) or not _is_int(length) or length < 1):
+            _fail("bptt_length", length, "must be an int >= 1 steps, or None (num_steps: the whole rollout)")
         if value == 0:
+            if length is not None:
+                _fail("bptt_length", length, "truncated BPTT is for the recurrent policy only: set "
+                      "rnn_hidden_size > 0, or leave bptt_length None")
             return
-        if self.num_envs % self.num_minibatches:
+        if length is not None and self.num_steps % length:
+            _fail("bptt_length", length, f"must divide num_steps = {self.num_steps}")
+        if length is None and self.num_envs % self.num_minibatches:
             _fail(
                 "num_minibatches",
                 self.num_minibatches,
                 f"with rnn_hidden_size > 0 minibatches are whole env sequences, so num_minibatches "
                 f"must divide num_envs = {self.num_envs}",
+            )
+        if length is not None and self.num_sequences % self.num_minibatches:
+            _fail(
+                "num_minibatches",
+                self.num_minibatches,
+                f"with rnn_hidden_size > 0 minibatches are env sequences of bptt_length steps, so "
+                f"num_minibatches must divide their count num_steps / bptt_length * num_envs = "
+                f"{self.num_steps} / {length} * {self.num_envs} = {self.num_sequences}",
             )
         if self.encoder in ("embed", "cnn"):
             _fail(
@@ -314,6 +340,17 @@ class PPOConfig:
     def minibatch_size(self) -> int:
         """Transitions per minibatch."""
         return self.batch_size // self.num_minibatches
+
+    @property
+    def sequence_length(self) -> int:
+        """Steps per BPTT sequence of the recurrent policy: ``bptt_length``, or ``num_steps``."""
+        return self.bptt_length or self.num_steps
+
+    @property
+    def num_sequences(self) -> int:
+        """BPTT sequences per update of the recurrent policy:
+        ``num_steps / sequence_length * num_envs``."""
+        return self.num_steps // self.sequence_length * self.num_envs
 
     @property
     def num_updates(self) -> int:

@@ -497,127 +497,6 @@ class HostGreedyPolicy:
 # --------------------------------------------------------------------------------------------
 # A reference wiring of one recurrent PPO update (what the trainer does with these pieces)
 # --------------------------------------------------------------------------------------------
-@struct.dataclass
-class RecurrentRunner:
-    """One seed's training state for ``make_recurrent_update``."""
-
-    params: Any
-    opt_state: Any
-    carry: RecurrentCarry
-    key: jax.Array
-
-
-@struct.dataclass
-class RecurrentPPOSettings:
-    """The hyperparameters ``make_recurrent_update`` reads (static: they fix shapes or are closed over).
-
-    ``seq_len`` is the BPTT length (``num_steps``: whole rollouts); ``num_minibatches`` must divide
-    the number of sequences ``(num_steps // seq_len) * num_envs``.
-    """
-
-    num_envs: int = struct.field(pytree_node=False, default=32)
-    num_steps: int = struct.field(pytree_node=False, default=64)
-    seq_len: int = struct.field(pytree_node=False, default=64)
-    num_minibatches: int = struct.field(pytree_node=False, default=4)
-    update_epochs: int = struct.field(pytree_node=False, default=4)
-    learning_rate: float = struct.field(pytree_node=False, default=2.5e-4)
-    max_grad_norm: float = struct.field(pytree_node=False, default=0.5)
-    gamma: float = struct.field(pytree_node=False, default=0.99)
-    gae_lambda: float = struct.field(pytree_node=False, default=0.95)
-    clip_eps: float = struct.field(pytree_node=False, default=0.2)
-    vf_coef: float = struct.field(pytree_node=False, default=0.5)
-    ent_coef: float = struct.field(pytree_node=False, default=0.01)
-
-
-# Length: 84 lines: a self-contained reference wiring of one recurrent PPO update (rollout, GAE,
-# epochs) that the slow learning test and truncated-BPTT experiments (``seq_len``, not yet a
-# PPOConfig field) use; the trainer's path is ``update_step`` below.
-def make_recurrent_update(
-    net: RecurrentActorCritic, spec: EnvSpec, settings: RecurrentPPOSettings
-) -> tuple[Callable[[jax.Array], RecurrentRunner], Callable[[RecurrentRunner], tuple[RecurrentRunner, dict]]]:
-    """``(init(key) -> runner, update(runner) -> (runner, metrics))`` for one seed: recurrent
-    rollout, ``bootstrap_values``, GAE (``gae.compute_gae``), then ``update_epochs`` passes over
-    sequence minibatches with ``bptt_loss``. Both are pure; ``jit(vmap(...))`` them over seeds.
-
-    This is the wiring the trainer's ``rnn_hidden_size > 0`` path follows (a prototype: plain
-    optax Adam on the params pytree, no learning-rate annealing, no sweeps).
-    """
-    import optax
-
-    from train.gae import compute_gae
-
-    s = settings
-    T, N, H = s.num_steps, s.num_envs, net.rnn_hidden_size
-    num_seq = (T // s.seq_len) * N
-    if T % s.seq_len or num_seq % s.num_minibatches:
-        raise ValueError(
-            f"seq_len ({s.seq_len}) must divide num_steps ({T}) and num_minibatches "
-            f"({s.num_minibatches}) the number of sequences ({num_seq})"
-        )
-    tx = optax.chain(optax.clip_by_global_norm(s.max_grad_norm), optax.adam(s.learning_rate, eps=1e-5))
-    obs_shape = spec.env.observation_space(spec.env_params).shape
-
-    def init(key: jax.Array) -> RecurrentRunner:
-        key_net, key_env, key = jax.random.split(key, 3)
-        sample_obs = jnp.zeros((1, 1) + tuple(obs_shape), jnp.float32)
-        params = net.init(key_net, initial_hidden(1, H), sample_obs, jnp.ones((1, 1), jnp.bool_))
-        carry = reset_recurrent(jax.random.split(key_env, N), spec, H)
-        return RecurrentRunner(params=params, opt_state=tx.init(params), carry=carry, key=key)
-
-    def loss_fn(params: Any, batch: dict[str, jax.Array]):
-        return bptt_loss(
-            params, net.apply, batch, spec.discrete_actions, s.clip_eps, s.vf_coef, s.ent_coef
-        )
-
-    grad_fn = jax.grad(loss_fn, has_aux=True)
-
-    def update(runner: RecurrentRunner) -> tuple[RecurrentRunner, dict[str, jax.Array]]:
-        key, key_env, key_act, key_perm = jax.random.split(runner.key, 4)
-        env_keys = jax.random.split(key_env, T * N).reshape((T, N) + key_env.shape)
-        uniforms = networks.uniform_from_bits(
-            jax.random.bits(key_act, (T, N, spec.action_dim), jnp.uint32)
-        )
-        carry, traj, stats = collect_recurrent_rollout(
-            env_keys, uniforms, runner.params, net.apply, spec, runner.carry
-        )
-        next_values = bootstrap_values(runner.params, net.apply, traj, carry.hidden)
-        advantages, targets = compute_gae(
-            traj.reward, traj.value, next_values, traj.terminated, traj.done, s.gamma, s.gae_lambda
-        )
-        seq = lambda x: to_sequences(x, s.seq_len)  # noqa: E731
-        batch = {
-            "obs": seq(traj.obs), "action": seq(traj.action), "log_prob": seq(traj.log_prob),
-            "value": seq(traj.value), "advantage": seq(advantages), "target": seq(targets),
-            "hidden": seq(traj.hidden), "episode_start": seq(traj.episode_start),
-        }
-
-        def epoch(state, perm_key):
-            perm = jax.random.permutation(perm_key, num_seq)
-            minibatches = sequence_minibatches(batch, perm, s.num_minibatches)
-
-            def sgd_step(state, mb):
-                params, opt_state = state
-                grads, info = grad_fn(params, mb)
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), info
-
-            return jax.lax.scan(sgd_step, state, minibatches)
-
-        (params, opt_state), infos = jax.lax.scan(
-            epoch, (runner.params, runner.opt_state), jax.random.split(key_perm, s.update_epochs)
-        )
-        count = stats.count
-        metrics = {
-            "episode_return": jnp.where(count > 0, stats.return_sum / jnp.maximum(count, 1), jnp.nan),
-            "episodes_completed": count,
-            "approx_kl": infos.approx_kl.mean(),
-            "entropy": infos.entropy.mean(),
-        }
-        return RecurrentRunner(params=params, opt_state=opt_state, carry=carry, key=key), metrics
-
-    return init, update
-
-
 # --------------------------------------------------------------------------------------------
 # The trainer's recurrent policy (``PPOConfig.rnn_hidden_size > 0``): per-run init, update and
 # evaluation with ``train.ppo``'s signatures, which ``ppo.make_train`` dispatches to
@@ -672,13 +551,16 @@ def check_env_split(config: Any, num_shards: int) -> None:
     Raises:
         ValueError: the device count does not divide the sequences of a minibatch.
     """
-    per_minibatch = config.num_envs // config.num_minibatches
+    per_minibatch = config.num_sequences // config.num_minibatches
     if per_minibatch % num_shards:
+        count = (f"num_envs / num_minibatches = {config.num_envs} / {config.num_minibatches}"
+                 if config.bptt_length is None else
+                 f"num_steps / bptt_length * num_envs / num_minibatches = {config.num_steps} / "
+                 f"{config.bptt_length} * {config.num_envs} / {config.num_minibatches}")
         raise ValueError(
             f"env-parallel training with rnn_hidden_size > 0 splits each minibatch of "
-            f"{per_minibatch} env sequences (num_envs / num_minibatches = {config.num_envs} / "
-            f"{config.num_minibatches}) over {num_shards} devices: that count must be a multiple "
-            "of the device count"
+            f"{per_minibatch} env sequences ({count}) over {num_shards} devices: that count must "
+            "be a multiple of the device count"
         )
 
 
@@ -706,14 +588,16 @@ def recurrent_randomness(
     key: jax.Array, config: Any, spec: EnvSpec
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """A whole update's randomness: ``(next key, env-step keys [T, N], action uniforms [T, N, A],
-    epoch permutations of the N env sequences [E, N])`` (two random sites, as
+    epoch permutations of the S BPTT sequences [E, S])`` (``S = config.num_sequences``: ``N``
+    with whole-rollout BPTT) (two random sites, as
     ``ppo.update_randomness``)."""
     T, N, A, E = config.num_steps, config.num_envs, spec.action_dim, config.update_epochs
+    S = config.num_sequences  # N with whole-rollout BPTT (bptt_length None)
     keys = jax.random.split(key, 2 + T * N)
     env_keys = keys[2:].reshape((T, N) + keys.shape[1:])
-    bits = jax.random.bits(keys[1], (T * N * A + E * N,), jnp.uint32)
+    bits = jax.random.bits(keys[1], (T * N * A + E * S,), jnp.uint32)
     action_uniforms = networks.uniform_from_bits(bits[: T * N * A]).reshape(T, N, A)
-    perms = permutations_from_bits(bits[T * N * A:].reshape(E, N))
+    perms = permutations_from_bits(bits[T * N * A:].reshape(E, S))
     return keys[0], env_keys, action_uniforms, perms
 
 
@@ -723,8 +607,9 @@ def update_step(
     runner: Any, hp: Any, setup: Any, net: RecurrentActorCritic, envs: Any = None
 ) -> tuple[Any, Any]:
     """``ppo.update_step`` for the recurrent policy: rollout carrying the hidden state, GAE on
-    ``bootstrap_values``, then ``update_epochs`` passes over minibatches of whole env sequences
-    with ``bptt_loss`` (BPTT over the whole rollout), Adam on the flat parameter vector.
+    ``bootstrap_values``, then ``update_epochs`` passes over minibatches of env sequences
+    (``to_sequences``: whole rollouts, or ``config.bptt_length`` steps each) with ``bptt_loss``,
+    Adam on the flat parameter vector.
 
     ``envs``: ``ppo.LOCAL_ENVS`` (default) or ``dataparallel.SplitEnvs`` (inside a
     ``shard_map``): each device steps its envs, the packed per-step rollouts are gathered into
@@ -752,7 +637,8 @@ def update_step(
         "hidden": flat(traj.hidden), "episode_start": flat(traj.episode_start),
     })
     rows = unpack(envs.gather(packed, T))  # the whole batch, row t * N + env
-    whole = {k: v.reshape((T, N) + v.shape[1:]) for k, v in rows.items()}
+    L, S = config.sequence_length, config.num_sequences
+    whole = {k: to_sequences(v.reshape((T, N) + v.shape[1:]), L) for k, v in rows.items()}  # [L, S]
     whole["hidden"] = whole["hidden"][:1]  # a sequence's BPTT starts from its first hidden state
     lr = learning_rate_at(runner.update_step, hp, config)
     tx = setup.optimizer(hp.max_grad_norm)
@@ -769,7 +655,7 @@ def update_step(
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
     def my_share(mbs: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """Leaves ``[M, K, B, ...]`` -> this device's ``[M, K, B / D, ...]`` (advantages
+        """Leaves ``[M, L, B, ...]`` -> this device's ``[M, L, B / D, ...]`` (advantages
         normalised over the whole minibatch first)."""
         if shards == 1:
             return mbs
@@ -777,7 +663,7 @@ def update_step(
             adv = mbs["advantage"]
             adv = jax.vmap(normalize_advantages)(adv.reshape(M, -1)).reshape(adv.shape)
             mbs = dict(mbs, advantage=adv)
-        size = N // M // shards
+        size = S // M // shards
         start = jax.lax.axis_index(envs.axis_name) * size
         return {k: jax.lax.dynamic_slice_in_dim(v, start, size, axis=2) for k, v in mbs.items()}
 

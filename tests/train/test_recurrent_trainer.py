@@ -100,6 +100,43 @@ def test_config__rnn_hidden_size_is_validated_and_static():
         PPOConfig(sweep={"rnn_hidden_size": (8, 16)})
 
 
+def test_config__bptt_length_is_validated():
+    with pytest.raises(ValueError, match=r"bptt_length=5 is invalid: must divide num_steps = 16"):
+        TINY.replace(bptt_length=5)
+    for bad in (0, -4, True, 4.0, "4"):
+        with pytest.raises(ValueError, match=r"bptt_length=.* is invalid: must be an int >= 1"):
+            TINY.replace(bptt_length=bad)
+    with pytest.raises(ValueError, match=r"bptt_length=4 is invalid: truncated BPTT is for the recurrent"):
+        PPOConfig(bptt_length=4)
+    # Sequences, not envs, are shuffled into minibatches: 16 / 4 * 6 = 24 sequences split 8 ways,
+    # though 8 does not divide num_envs = 6.
+    config = TINY.replace(num_envs=6, bptt_length=4, num_minibatches=8)
+    assert (config.sequence_length, config.num_sequences) == (4, 24)
+    with pytest.raises(ValueError, match=r"num_minibatches must divide their count .* = 24"):
+        TINY.replace(num_envs=6, bptt_length=4, num_minibatches=16)
+    assert (TINY.sequence_length, TINY.num_sequences) == (16, 8)
+    with pytest.raises(ValueError, match="cannot be swept"):
+        PPOConfig(sweep={"bptt_length": (4, 8)})
+
+
+@pytest.mark.timeout(300)
+def test_bptt_length__num_steps_is_bitwise_whole_rollouts_and_shorter_sequences_train(reference):
+    """``bptt_length=num_steps`` is the whole-rollout BPTT (``None``) bitwise; shorter sequences
+    give another (finite) training, chunked into several calls bitwise as one."""
+    assert_same_training(train(TINY.replace(bptt_length=TINY.num_steps)), reference)
+    short = TINY.replace(bptt_length=4, num_minibatches=4)
+    trainer, hp, state, run = _init_and_update(short)
+    with rng_config():
+        whole, m_whole = run(state, hp, short.num_updates)
+        half, m_a = run(state, hp, 1)
+        half, m_b = run(half, hp, short.num_updates - 1)
+    for x, y in zip(_leaves(whole), _leaves(half), strict=True):
+        np.testing.assert_array_equal(x, y)
+    loss = np.asarray(m_whole["value_loss"])
+    assert np.isfinite(loss).all()
+    assert not np.array_equal(loss[0], reference.metrics["value_loss"])
+
+
 def _init_and_update(config: PPOConfig):
     trainer = make_train(config)
     hp = make_hparams(config)
@@ -224,6 +261,18 @@ assert moved > 1e-3 and worst < moved * 1e-3, (worst, moved)
 hidden = dp.state.env.hidden
 assert len(hidden.sharding.device_set) == 2 and hidden.addressable_shards[0].data.shape[2] == 4
 print("ENVS_OK", worst, moved)
+# Truncated BPTT: each device takes its share of every minibatch's sequences of 4 steps.
+short = config.replace(bptt_length=4, num_minibatches=4)
+one, dp = train(short, num_devices=1), train(short, env_parallel=True)
+for name in one.metrics:
+    np.testing.assert_allclose(dp.metrics[name], one.metrics[name], rtol=2e-4, atol=2e-6, err_msg=name)
+print("BPTT_OK")
+try:
+    train(short.replace(num_minibatches=32), env_parallel=True)
+except ValueError as err:
+    assert "minibatch of 1 env sequences" in str(err) and "bptt_length" in str(err), err
+else:
+    raise AssertionError("1 sequence per minibatch over 2 devices was accepted")
 try:
     train(config.replace(num_envs=6, num_minibatches=2), env_parallel=True)
 except ValueError as err:
@@ -238,4 +287,4 @@ print("REFUSED_OK")
 def test_env_parallel__two_host_devices_agree_with_one():
     out = run_python(_TWO_DEVICES, env={"JAX_NUM_CPU_DEVICES": "2", "PYTHONPATH": str(REPO), "XLA_FLAGS": ""},
                      timeout=380)
-    assert "ENVS_OK" in out and "REFUSED_OK" in out, out
+    assert "ENVS_OK" in out and "BPTT_OK" in out and "REFUSED_OK" in out, out
