@@ -20,9 +20,10 @@ flattened view); on ``TMaze-v0`` no memoryless policy can exceed success 1/2 wha
 
 Throughput (skip with ``--no-throughput``): both policies at the TMaze-v0 preset's config, 1 seed,
 3 updates, compiled first, then timed alternately (``--repeats``, median), so the ratio is
-measured side by side under the same load; with the preset's ``view`` observation and with
-``obs="onehot"`` (the same dense encoder for both: the GRU's own cost). The machine is shared: the
-load average is recorded before and after.
+measured side by side under the same load; the recurrent one also with truncated BPTT
+(``bptt_length``); with the preset's ``view`` observation and with ``obs="onehot"`` (the same
+dense encoder for both: the GRU's own cost), beside each network's multiply-adds per sample. The
+machine is shared: the load average is recorded before and after.
 
 Writes ``results/memory.json`` and ``results/memory.png`` (``--out`` to change).
 """
@@ -120,20 +121,40 @@ def _iqm_nan(values: np.ndarray) -> float | None:
     return iqm(values) if len(values) else None
 
 
+POLICIES = ("feedforward", "recurrent", "recurrent_bptt")
+
+
+def multiply_adds_per_sample(config, features: int) -> int:
+    """Multiply-adds of one forward pass per sample (the dense layers; ``features`` input width):
+    the feedforward network's two towers, or the GRU (input and recurrent projections, 3 gates)
+    and the towers after it. The recurrent network's extra arithmetic is what limits its speed
+    where the network, not the env or per-kernel latency, dominates (XLA:CPU, small grids)."""
+    def towers(width: int) -> int:
+        sizes = (width,) + tuple(config.hidden_sizes)
+        hidden = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        return 2 * hidden + sizes[-1] * 5  # actor and critic towers; 4 logits + 1 value
+    H = config.rnn_hidden_size
+    return towers(features) if H == 0 else 3 * H * (features + H) + towers(H)
+
+
 def measure_throughput(quick: bool, repeats: int, updates: int) -> dict:
     """Env steps/s of both policies at the same config: the TMaze-v0 preset, one seed, ``updates``
     updates, every config compiled first, then timed alternately (median of ``repeats`` run
-    times). Two observations: the preset's ``view`` 3x3 (the feedforward policy reads it with its
-    CNN, the recurrent one flattened into the GRU) and ``obs="onehot"`` (both read the same
-    vector through a dense layer: the ratio is the GRU's own cost)."""
+    times). Three policies: feedforward, recurrent (BPTT through whole rollouts, the preset) and
+    recurrent with truncated BPTT (``bptt_length`` = num_steps / 8). Two observations: the
+    preset's ``view`` 3x3 and ``obs="onehot"`` (both read the vector through dense layers), each
+    with the per-sample multiply-adds of both networks (``multiply_adds_per_sample``)."""
+    import jaxgrid
     from train import train
 
     base = task_configs("TMaze-v0", (0,), quick)["recurrent"]
     base = base.replace(total_timesteps=base.num_envs * base.num_steps * updates)
+    changes = {"feedforward": dict(rnn_hidden_size=0), "recurrent": {},
+               "recurrent_bptt": dict(bptt_length=base.num_steps // 8)}
     configs = {}
     for obs, env_kwargs in (("view", {}), ("onehot", {"obs": "onehot"})):
-        for policy, hidden in (("feedforward", 0), ("recurrent", base.rnn_hidden_size)):
-            configs[obs, policy] = base.replace(env_kwargs=env_kwargs, rnn_hidden_size=hidden)
+        for policy in POLICIES:
+            configs[obs, policy] = base.replace(env_kwargs=env_kwargs, **changes[policy])
     compile_s = {k: train(c).compile_seconds for k, c in configs.items()}
     runs: dict[tuple[str, str], list[float]] = {k: [] for k in configs}
     load = [os.getloadavg()[0]]
@@ -143,17 +164,29 @@ def measure_throughput(quick: bool, repeats: int, updates: int) -> dict:
     load.append(os.getloadavg()[0])
     steps = base.env_steps_per_seed
     out: dict = {"env_steps": steps, "updates": updates, "repeats": repeats, "loadavg_before_after": load,
-                 "config": {k: v for k, v in vars(base).items() if k not in ("seeds", "sweep")}}
+                 "config": {k: v for k, v in vars(base).items() if k not in ("seeds", "sweep")},
+                 "bptt_length": changes["recurrent_bptt"]["bptt_length"]}
     for obs in ("view", "onehot"):
+        env, params = jaxgrid.make("TMaze-v0", **configs[obs, "recurrent"].env_kwargs)
+        space = env.observation_space(params)
+        features = int(np.prod(space.shape)) if space.shape else int(space.n)
         row = {p: {"compile_s": compile_s[obs, p], "runs_s": runs[obs, p],
                    "run_s": statistics.median(runs[obs, p]),
-                   "steps_per_s": steps / statistics.median(runs[obs, p])}
-               for p in ("feedforward", "recurrent")}
-        row["ratio_recurrent_over_feedforward"] = row["recurrent"]["steps_per_s"] / row["feedforward"]["steps_per_s"]
+                   "steps_per_s": steps / statistics.median(runs[obs, p]),
+                   "multiply_adds_per_sample": multiply_adds_per_sample(configs[obs, p], features)}
+               for p in POLICIES}
+        ff = row["feedforward"]["steps_per_s"]
+        row["ratio_recurrent_over_feedforward"] = row["recurrent"]["steps_per_s"] / ff
+        row["ratio_recurrent_bptt_over_feedforward"] = row["recurrent_bptt"]["steps_per_s"] / ff
+        row["arithmetic_ratio_recurrent_over_feedforward"] = (
+            row["recurrent"]["multiply_adds_per_sample"] / row["feedforward"]["multiply_adds_per_sample"])
         out[obs] = row
         print(f"throughput, obs={obs} (1 seed, {updates} updates, median of {repeats}): feedforward "
-              f"{row['feedforward']['steps_per_s']:.0f}, recurrent {row['recurrent']['steps_per_s']:.0f} "
-              f"env steps/s, ratio {row['ratio_recurrent_over_feedforward']:.2f}  load {load}", flush=True)
+              f"{ff:.0f}, recurrent {row['recurrent']['steps_per_s']:.0f} (ratio "
+              f"{row['ratio_recurrent_over_feedforward']:.2f}), truncated BPTT "
+              f"{row['recurrent_bptt']['steps_per_s']:.0f} (ratio "
+              f"{row['ratio_recurrent_bptt_over_feedforward']:.2f}) env steps/s; multiply-adds per "
+              f"sample {row['arithmetic_ratio_recurrent_over_feedforward']:.1f}x  load {load}", flush=True)
     return out
 
 
@@ -164,14 +197,17 @@ def plot_throughput(throughput: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     for i, obs in enumerate(("view", "onehot")):
         row = throughput[obs]
-        for j, policy in enumerate(("feedforward", "recurrent")):
-            ax.bar(i * 3 + j, row[policy]["steps_per_s"], color=f"C{j}", label=policy if i == 0 else None)
-        top = max(row[p]["steps_per_s"] for p in ("feedforward", "recurrent"))
-        ax.text(i * 3 + 0.5, top, f"ratio {row['ratio_recurrent_over_feedforward']:.2f}", ha="center", va="bottom")
-    ax.set_xticks([0.5, 3.5], ["TMaze-v0 view 3x3", "TMaze-v0 onehot"])
+        for j, policy in enumerate(POLICIES):
+            ax.bar(i * 4 + j, row[policy]["steps_per_s"], color=f"C{j}",
+                   label=policy.replace("_bptt", f", bptt_length {throughput['bptt_length']}") if i == 0 else None)
+        top = max(row[p]["steps_per_s"] for p in POLICIES)
+        ax.text(i * 4 + 1, top, f"ratio {row['ratio_recurrent_over_feedforward']:.2f}\n"
+                f"arithmetic {row['arithmetic_ratio_recurrent_over_feedforward']:.1f}x",
+                ha="center", va="bottom")
+    ax.set_xticks([1, 5], ["TMaze-v0 view 3x3", "TMaze-v0 onehot"])
     ax.set_ylabel("env steps/s (1 seed, median)")
     ax.set_title("recurrent vs feedforward at the TMaze-v0 preset config")
     ax.legend()

@@ -39,4 +39,28 @@ def test_memory_quick__both_policies_scored_timed_and_written(tmp_path):
         assert row["ratio_recurrent_over_feedforward"] == pytest.approx(
             row["recurrent"]["steps_per_s"] / row["feedforward"]["steps_per_s"]
         )
+        assert row["ratio_recurrent_bptt_over_feedforward"] == pytest.approx(
+            row["recurrent_bptt"]["steps_per_s"] / row["feedforward"]["steps_per_s"]
+        )
+        macs = {p: row[p]["multiply_adds_per_sample"] for p in ("feedforward", "recurrent", "recurrent_bptt")}
+        assert macs["recurrent"] == macs["recurrent_bptt"] > 0 and macs["feedforward"] > 0
+        assert row["arithmetic_ratio_recurrent_over_feedforward"] == pytest.approx(
+            macs["recurrent"] / macs["feedforward"])
+    assert payload["throughput"]["bptt_length"] == 2  # the quick config's 16 steps / 8
     assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_multiply_adds_per_sample__counted_by_hand():
+    """TMaze-v0's preset shapes: a 27-wide view (3x3x3), towers of (64,), 4 actions + 1 value.
+    Feedforward: 2 towers x 27 x 64, heads 64 x 5. Recurrent: the GRU's 3 gates over the input
+    and the 64-wide hidden state, 3 x 64 x (27 + 64), then the towers from 64 wide."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from memory import multiply_adds_per_sample
+    finally:
+        sys.path.remove(str(BENCH))
+    from train import PPOConfig
+
+    config = PPOConfig(env_id="TMaze-v0", hidden_sizes=(64,), rnn_hidden_size=64)
+    assert multiply_adds_per_sample(config.replace(rnn_hidden_size=0), 27) == 2 * 27 * 64 + 64 * 5
+    assert multiply_adds_per_sample(config, 27) == 3 * 64 * (27 + 64) + 2 * 64 * 64 + 64 * 5
