@@ -236,10 +236,11 @@ def format_eval(out: dict[str, Any]) -> str:
         kind = f"mean over {opt['layouts']} fresh layouts" if opt["layouts"] > 1 else "value iteration"
         lines.append(f"optimum ({kind}, {opt['horizon']} steps): return {opt['expected_return']:.4f}, "
                      f"success {opt['success_prob']:.4f}")
+    width = max([28] + [len(c["label"]) for c in out["configs"]])  # whole labels: sweep points must differ
     for c in out["configs"]:
         for kind in ("greedy", "stochastic"):
             s = c[f"{kind}_summary"]
-            line = (f"{c['label'][:28]:<28} {kind:<10} return IQM {s['iqm']:.3f} "
+            line = (f"{c['label']:<{width}} {kind:<10} return IQM {s['iqm']:.3f} "
                     f"[{s['iqm_ci95'][0]:.3f}, {s['iqm_ci95'][1]:.3f}]")
             if f"{kind}_fraction_summary" in c:
                 f = c[f"{kind}_fraction_summary"]

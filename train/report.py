@@ -118,14 +118,15 @@ def format_table(
     """A plain-text table: one row per config, then its per-seed finals. With ``optimum`` (the
     env's exact optimal return, ``jaxgrid.optimal_return``), a column gives the IQM as a fraction
     of it (``fraction_of_optimum``: ``optimum / score`` for a negative optimum)."""
-    header = f"{'config':<32} {'mean ± std':>17} {'median':>8} {'IQM [95% CI]':>26}  n"
+    width = max([32] + [len(s.label) for s in summaries])  # whole labels: sweep points must differ
+    header = f"{'config':<{width}} {'mean ± std':>17} {'median':>8} {'IQM [95% CI]':>26}  n"
     if optimum is not None:
         header += f"  {'IQM / optimum':>13}"
     lines = [title + ("" if optimum is None else f" (optimum {optimum:.4g})"), header, "-" * len(header)]
     for s in summaries:
         ci = f"{s.iqm:.3f} [{s.iqm_ci[0]:.3f}, {s.iqm_ci[1]:.3f}]"
         row = (
-            f"{s.label[:32]:<32} {s.mean:>8.3f} ± {s.std:<6.3f} {s.median:>8.3f} {ci:>26}  "
+            f"{s.label:<{width}} {s.mean:>8.3f} ± {s.std:<6.3f} {s.median:>8.3f} {ci:>26}  "
             f"{len(s.finals)}"
         )
         if optimum is not None:

@@ -77,3 +77,14 @@ s = report.summarize(np.array([0.1, 0.5, 0.2, 0.9, 0.4]), (0, 1, 2, 3, 4))
 print(round(s.iqm, 6), "scipy.stats" in sys.modules)
 """)
     assert out.split() == [str(round(float(stats.trim_mean([0.1, 0.5, 0.2, 0.9, 0.4], 0.25)), 6)), "False"]
+
+
+def test_format_table__long_sweep_labels_are_whole_and_aligned():
+    """Sweep points differ only at the end of their labels (``ent_coef=0`` vs ``ent_coef=0.01``):
+    the table must show them whole, with the numbers still in aligned columns."""
+    labels = ["learning_rate=0.001, ent_coef=0", "learning_rate=0.001, ent_coef=0.01"]
+    table = report.format_table([report.summarize(np.array([0.5, 0.7]), (0, 1), lab) for lab in labels])
+    rows = [line for line in table.splitlines() if line.startswith("learning_rate")]
+    assert [r.split("  ")[0].rstrip() for r in rows] == labels
+    assert len({r.index("±") for r in rows}) == 1
+    assert {len(r) for r in rows} == {len(table.splitlines()[1])}  # the header spans the rows
