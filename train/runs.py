@@ -101,6 +101,8 @@ def config_differences(saved: PPOConfig, asked: PPOConfig) -> list[str]:
 
 def load_run_config(run_dir: str | Path) -> PPOConfig:
     path = Path(run_dir) / CONFIG_FILE
+    if not Path(run_dir).exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it does not exist")
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory: {CONFIG_FILE} is missing")
     try:
@@ -292,8 +294,17 @@ def train_in_run_dir(
                 if resume is not None:
                     _start_metadata(run, config, every, started, resumed=True)
                 with _start_loggers(run, config, metrics, loggers, tensorboard, progress) as log:
+                    if resume is not None and first == config.num_updates:
+                        print(f"jaxgrid-train: {run.path} finished training before ({first} updates): "
+                              "evaluating it again and writing its results", file=sys.stderr, flush=True)
                     state, metrics, seconds = _run_chunks(run, program, state, metrics, first, every, log,
                                                           stop_after, guard)
+                    if guard.requested:  # Ctrl-C in the last chunk: stop before the evaluation
+                        _stop(run, config, metrics, config.num_updates, "interrupted")
+                        raise RunInterrupted(run.path, config.num_updates, (
+                            f"interrupted after the last update ({config.num_updates}), before the final "
+                            f"evaluation; every update is saved: jaxgrid-train --resume {run.path} evaluates "
+                            "it and writes the results"))
                     tb = any(isinstance(x, run_loggers.TensorBoardLogger) for x in log.loggers)
                     return _finish(run, program, state, metrics, first, seconds, tb), run.path
             except KeyboardInterrupt:  # a second Ctrl-C
@@ -406,6 +417,9 @@ def _read_metadata(run_dir: Path) -> dict[str, Any]:
 
 
 def _start_metadata(run: RunDir, config: PPOConfig, every: int, started: str, resumed: bool) -> None:
+    """metadata.json at a (re)start. A resume keeps the run's original ``command`` and records its
+    own command line in ``resume_commands`` (beside its time in ``resumes``)."""
+    original_command = run.meta.get("command")
     run.meta.update(
         tracking.collect_metadata(
             seeds=list(config.seeds),
@@ -418,6 +432,9 @@ def _start_metadata(run: RunDir, config: PPOConfig, every: int, started: str, re
     run.meta.setdefault("resumes", [])
     if resumed:
         run.meta["resumes"].append(started)
+        run.meta.setdefault("resume_commands", []).append(run.meta["command"])
+        if original_command is not None:
+            run.meta["command"] = original_command
     run.write_metadata(status="running")
 
 

@@ -187,8 +187,11 @@ def test_parse_train__resume_takes_the_runs_config_as_defaults(tmp_path):
     assert _config(["--resume", str(tmp_path)]) == saved  # no preset applies on resume
     asked = _config(["--resume", str(tmp_path), "--learning-rate", "3e-4", "--seeds", "4-6"])
     assert asked == dataclasses.replace(saved, learning_rate=3e-4, seeds=(4, 5, 6))
-    with pytest.raises(FileNotFoundError, match="is not a run directory"):
+    with pytest.raises(FileNotFoundError, match="is not a run directory: it does not exist"):
         _config(["--resume", str(tmp_path / "nope")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="is not a run directory: config.json is missing"):
+        _config(["--resume", str(tmp_path / "empty")])
 
 
 def test_parse__bad_input_is_one_clear_error_before_anything_runs(capsys):

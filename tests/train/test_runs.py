@@ -91,6 +91,38 @@ def test_resume_equals_uninterrupted_and_refusals(tmp_path, reference):
 
 
 @pytest.mark.timeout(240)
+def test_sigint_in_the_last_chunk_stops_before_the_evaluation(tmp_path, monkeypatch, capsys, reference):
+    """Ctrl-C while the last chunk runs: the run stops after its checkpoint instead of going on to
+    the final evaluation; the resume says the training was finished, evaluates it (the same
+    results as uninterrupted) and keeps the original command in metadata.json."""
+    from train import runs
+
+    real_save = runs._save
+
+    def save_then_sigint(run, done, *args):
+        real_save(run, done, *args)
+        if done == TINY.num_updates:
+            os.kill(os.getpid(), signal.SIGINT)  # the SigintGuard's handler takes it
+
+    monkeypatch.setattr(runs, "_save", save_then_sigint)
+    with pytest.raises(RunInterrupted, match="before the final evaluation") as info:
+        train_in_run_dir(TINY, out=tmp_path, name="last", checkpoint_every=2, num_devices=1, tensorboard=False)
+    run_dir = info.value.run_dir
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["status"] == "interrupted" and meta["updates_done"] == TINY.num_updates
+    assert not (run_dir / "results.json").exists()
+    monkeypatch.setattr(runs, "_save", real_save)
+    command = meta["command"]
+    monkeypatch.setattr(sys, "argv", ["jaxgrid-train", "--resume", str(run_dir)])
+    result, _ = train_in_run_dir(None, resume=run_dir, num_devices=1, tensorboard=False)
+    assert "finished training before (6 updates)" in capsys.readouterr().err
+    assert_same_training(result, reference)
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["status"] == "finished" and meta["command"] == command
+    assert meta["resume_commands"] == [["jaxgrid-train", "--resume", str(run_dir)]]
+
+
+@pytest.mark.timeout(240)
 def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(RunInterrupted) as info:
         train_in_run_dir(TINY, out=tmp_path, name="r", checkpoint_every=2, stop_after=2, num_devices=1)
