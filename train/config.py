@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -234,7 +235,9 @@ class PPOConfig:
         from train.envs import is_known_env_id, known_env_ids
 
         if not is_known_env_id(self.env_id):
-            _fail("env_id", self.env_id, f"must be a known env id; valid choices: {', '.join(known_env_ids())}")
+            close = difflib.get_close_matches(str(self.env_id), list(known_env_ids()), n=3, cutoff=0.4)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            _fail("env_id", self.env_id, f"must be a known env id{hint}; valid choices: {', '.join(known_env_ids())}")
         self._validate_env_kwargs()
 
     def _validate_env_kwargs(self) -> None:

@@ -41,6 +41,8 @@ def test_unknown_env_id_lists_valid_choices():
         PPOConfig(env_id="NoSuchEnv-v9")
     msg = str(err.value)
     assert "NoSuchEnv-v9" in msg and "GridWorld-4x4-v0" in msg and "CartPole-v1" in msg
+    with pytest.raises(ValueError, match=r"must be a known env id \(did you mean 'FrozenLake-v1'"):
+        PPOConfig(env_id="frozenlake-v1")
 
 
 def test_sweep_grid():
