@@ -158,7 +158,8 @@ class PPOConfig:
     counts with its return so far and as not successful."""
     sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Grid of traced hyperparameters trained in one program, e.g.
-    ``{"learning_rate": (1e-3, 3e-4), "ent_coef": (0.0, 0.01)}``; keys from ``SWEEPABLE``."""
+    ``{"learning_rate": (1e-3, 3e-4), "ent_coef": (0.0, 0.01)}`` (on the command line:
+    ``--sweep learning_rate 1e-3 3e-4 ent_coef 0 0.01``); keys from ``SWEEPABLE``."""
     seed_batching: Literal["auto", "vmap", "map"] = "auto"
     """How the fused program batches seeds and sweep points: ``"map"`` (``lax.map``: one run
     compiled once and run after another, each device over its own seeds; a run is then bitwise
