@@ -460,12 +460,14 @@ class ProgressBarLogger:
         returns = np.asarray(episode_return)
         if np.isfinite(returns).any():
             self.last_return = float(np.nanmean(returns))
+        # The rate is measured from the first report on (its chunk includes the compile): none yet
+        # at the first. The postfix is set before the update, which draws it (else it lags a chunk).
         rate = (steps - self.start_steps) / max(now - self.start_time, 1e-9)
-        self.bar.update(int(index) + 1 - self.bar.n)
         self.bar.set_postfix(
-            env_steps=f"{steps:,}", steps_per_s=f"{rate:,.0f}", ret=f"{self.last_return:.3f}",
-            refresh=False,
+            env_steps=f"{steps:,}", steps_per_s=f"{rate:,.0f}" if steps > self.start_steps else "-",
+            ret=f"{self.last_return:.3f}", refresh=False,
         )
+        self.bar.update(int(index) + 1 - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()

@@ -154,9 +154,15 @@ def test_make_trackers__unknown_name_is_a_clear_error():
 
 def test_progress_bar_logger__reaches_the_last_update(capsys):
     bar = loggers.ProgressBarLogger(num_updates=5, runs=4)
+    bar.bar.mininterval = bar.bar.miniters = 0  # draw at every chunk
+    bar.bar.dynamic_miniters = False
     bar.start(run_info(None))
     for chunk in chunks():
         bar.log_chunk(chunk)
+    # As drawn after the last chunk (before close redraws it): the last chunk's env steps (5
+    # updates x steps per update x 4 runs), not the chunk before's.
+    drawn = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    assert f"env_steps={int(chunks()[-1].env_steps[-1]) * 4:,}" in drawn, drawn
     assert bar.bar.n == 5 and bar.last_return == pytest.approx(float(np.mean(chunks()[1].metrics["episode_return"][..., -1])))
     bar.close()
     assert "5/5" in capsys.readouterr().err
