@@ -626,6 +626,8 @@ def parse_args(argv=None):
                    help=f"a checkout of commit {OLD_CODE_COMMIT} (the issue's 'today'): pairs against its "
                    "vmap(env.step), run in a child process (e.g. git worktree add /tmp/old 699acb6)")
     p.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "peers.json")
+    p.add_argument("--update", action="store_true",
+                   help="replace only the measured tasks' rows (and paired ratios) in an existing --out JSON")
     p.add_argument("--serve-old", default=None, help=argparse.SUPPRESS)
     p.add_argument("--serve-env", default=None, help=argparse.SUPPRESS)
     p.add_argument("--serve-obs", default=None, help=argparse.SUPPRESS)
@@ -676,6 +678,8 @@ def main(argv=None) -> int:
     ratios = compute_ratios(runner.rows, args.sizes)
     print_tables(runner.rows, ratios, args.sizes)
     paired = compute_paired_ratios(args) if "jaxgrid" in libraries else []
+    if args.update and args.out.exists():
+        return update_results(args, info, runner, paired, start)
     payload = {
         "benchmark": "peers",
         "machine": info,
@@ -706,23 +710,46 @@ PAIRED_PROTOCOL = (
 )
 
 
+def merge_paired(old: list[dict[str, Any]], new: list[dict[str, Any]], info) -> list[dict[str, Any]]:
+    """``old`` paired ratios with those of ``new`` (stamped with the time and load) replacing theirs."""
+    stamp = {"measured_utc": info["date_utc"], "loadavg_1_5_15min": list(os.getloadavg())}
+    new = [{**row, **stamp} for row in new]
+    fresh = {(row["name"], row["num_envs"]) for row in new}
+    return [row for row in old if (row["name"], row["num_envs"]) not in fresh] + new
+
+
+def update_results(args, info, runner, paired, start: float) -> int:
+    """``--update``: the rows measured now replace theirs (same task, implementation, obs and size) in
+    ``args.out``, the others and the paired ratios not measured again are kept; each new row records
+    when and under what load it was measured."""
+    payload = json.loads(args.out.read_text())
+    stamp = {"measured_utc": info["date_utc"], "loadavg_1_5_15min": list(os.getloadavg())}
+    tasks = {row["task"] for row in runner.rows}
+    point = lambda row: (row["task"], row["impl"], row["obs"], row["num_envs"])  # noqa: E731
+    fresh = {point(row) for row in runner.rows}
+    rows = [row for row in payload["results"] if point(row) not in fresh] + [{**row, **stamp} for row in runner.rows]
+    sizes = sorted({row["num_envs"] for row in rows})
+    payload.update(results=rows, ratios=compute_ratios(rows, sizes),
+                   paired_ratios=merge_paired(payload.get("paired_ratios", []), paired, info))
+    payload.setdefault("updates", []).append({"machine": info, "tasks": sorted(tasks), "wall_s": time.perf_counter() - start,
+                                              "loadavg_end_1_5_15min": list(os.getloadavg())})
+    harness.write_results(args.out, payload, lambda png: plot(rows, info, png))
+    print(f"updated {len(runner.rows)} rows of {sorted(tasks)} in {args.out}")
+    return 0
+
+
 def add_paired_ratios(args, info, start: float) -> int:
     """``--paired-only``: the paired ratios, added to the JSON at ``args.out`` (its rows untouched);
     earlier paired ratios not measured again (other names or sizes) are kept, and each entry records
     when and under what load it was measured."""
     payload = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "peers", "results": []}
-    paired = compute_paired_ratios(args)
-    stamp = {"measured_utc": info["date_utc"],
-             "loadavg_1_5_15min": list(os.getloadavg())}
-    paired = [{**row, **stamp} for row in paired]
-    fresh = {(row["name"], row["num_envs"]) for row in paired}
-    kept = [row for row in payload.get("paired_ratios", []) if (row["name"], row["num_envs"]) not in fresh]
-    paired = kept + paired
+    fresh = compute_paired_ratios(args)
+    paired = merge_paired(payload.get("paired_ratios", []), fresh, info)
     payload.update(paired_ratios=paired, paired_protocol=PAIRED_PROTOCOL, paired_machine=info,
                    paired_pair_rounds=args.pair_rounds, paired_wall_s=time.perf_counter() - start,
                    paired_loadavg_end_1_5_15min=list(os.getloadavg()))
     harness.write_json(args.out, payload)
-    print(f"added {len(paired)} paired ratios to {args.out}")
+    print(f"added {len(fresh)} paired ratios to {args.out} ({len(paired)} in all)")
     return 0
 
 

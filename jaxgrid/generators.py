@@ -228,7 +228,7 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
     return kind, rooms[start_room].astype(jnp.int32)
 
 
-def place_start_and_goal(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Array, jax.Array]:
+def place_start_and_goal_cells(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """A fixed wall layout with a goal and a start drawn uniformly from distinct floor cells.
 
     One threefry draw of two words (results version 2): the goal is floor cell number
@@ -242,7 +242,8 @@ def place_start_and_goal(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Arra
             two floor cells.
 
     Returns:
-        cell_kind: [H*W] int8 with exactly one GOAL; start: () int32, a floor cell != goal.
+        cell_kind: [H*W] int8 with exactly one GOAL; start: () int32, a floor cell != goal; goal:
+        () int32, the GOAL cell.
     """
     base = jnp.where(base_kind == GOAL, jnp.int8(FLOOR), base_kind).astype(jnp.int8)
     floor = base == FLOOR
@@ -254,4 +255,10 @@ def place_start_and_goal(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Arra
     start_rank = start_rank + (start_rank >= goal_rank)  # skip the goal
     goal = jnp.argmax(floor & (rank == goal_rank)).astype(jnp.int32)
     start = jnp.argmax(floor & (rank == start_rank)).astype(jnp.int32)
-    return base.at[goal].set(jnp.int8(GOAL)), start
+    return base.at[goal].set(jnp.int8(GOAL)), start, goal
+
+
+def place_start_and_goal(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(cell_kind, start)`` of ``place_start_and_goal_cells`` (the same draw)."""
+    cell_kind, start, _ = place_start_and_goal_cells(key, base_kind)
+    return cell_kind, start

@@ -31,7 +31,7 @@ from jaxgrid.gymnax_base import environment
 
 from jaxgrid import generators
 from jaxgrid.env import GridWorld
-from jaxgrid.procedural import ProceduralGridWorld
+from jaxgrid.procedural import ProceduralGridWorld, RandomGoalGridWorld
 
 # Default reset capacity of a procedural env: this fraction of the batch, at least MIN_CAPACITY.
 # Under random actions 0.5% (Maze-9x9-v0, median) to 1% (FourRoomsRandom-v0) of the envs end per
@@ -296,7 +296,9 @@ def _obs_of_state(env: environment.Environment):
     with it (jaxgrid's own ``step_env``/``reset_env``, which end in ``self.get_obs(state, params)``),
     else None (a subclass with its own reset or step: its observations are scattered as given)."""
     step_ok = type(env).step_env is GridWorld.step_env
-    reset_ok = type(env).reset_env in (GridWorld.reset_env, ProceduralGridWorld.reset_env)
+    reset_ok = type(env).reset_env in (
+        GridWorld.reset_env, ProceduralGridWorld.reset_env, RandomGoalGridWorld.reset_env
+    )
     return env.get_obs if step_ok and reset_ok else None
 
 

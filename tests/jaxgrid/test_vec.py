@@ -359,3 +359,31 @@ def test_draw_slip__probability_is_slip_prob_at_2_to_the_minus_23():
     assert np.all(np.asarray(slips(keys[:1000], params.replace(slip_prob=jnp.float32(1.0)))))
     typed = jax.random.wrap_key_data(keys[:1000])
     np.testing.assert_array_equal(np.asarray(slips(typed, params)), np.asarray(slips(keys[:1000], params)))
+
+
+@pytest.mark.parametrize("obs,view_size", [("view", 7), ("view", 5), ("grid", 5)])
+def test_random_goal_env__bitwise_the_procedural_env_with_its_generator(obs, view_size):
+    """FourRoomsRandom-v0's ``RandomGoalGridWorld`` (goal cell in the state, ``view`` read from a
+    table of the params' walls plus the goal bit) gives bitwise what ``ProceduralGridWorld`` with
+    ``random_start_goal_generator`` gives (a window gather from each env's own layout), through
+    VecEnv over a scan with many episode ends."""
+    from jaxgrid.procedural import ProceduralGridWorld, RandomGoalGridWorld, random_start_goal_generator
+
+    new, params = jaxgrid.make("FourRoomsRandom-v0", obs=obs, view_size=view_size)
+    assert type(new) is RandomGoalGridWorld
+    old = ProceduralGridWorld(new.layout, random_start_goal_generator, obs=obs, view_size=view_size,
+                              param_defaults=new._param_defaults, env_id="FourRoomsRandom-v0")
+    num_envs, num_steps = 64, 300
+    keys, actions = random_inputs(new, params, num_envs, num_steps)
+    outs = []
+    for env in (new, old):
+        venv = jaxgrid.VecEnv(env, num_envs)
+        obs0, state = venv.reset(jax.random.PRNGKey(5), params)
+        outs.append((obs0, rollout(venv.step, state, keys, actions, params)))
+    (obs_new, (state_new, ys_new)), (obs_old, (state_old, ys_old)) = outs
+    assert_bitwise((obs_new, ys_new), (obs_old, ys_old))  # obs, reward, terminated, truncated, final obs
+    for field in ("time", "pos", "cell_kind", "start_cell"):
+        assert_bitwise(getattr(state_new, field), getattr(state_old, field))
+    goal = np.asarray(state_new.cell_kind).argmax(axis=1)  # GOAL (2) is the largest kind here
+    np.testing.assert_array_equal(np.asarray(state_new.goal_cell), goal)
+    assert int(ys_new[2].sum()) + int(ys_new[3].sum()) > 100  # many resets exercised
