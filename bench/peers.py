@@ -113,6 +113,112 @@ def jaxgrid_loop(
     return EnvLoop(init, step, env.action_space(params).n)
 
 
+def vmap_loop(env_id: str, num_envs: int, **make_kwargs) -> EnvLoop:
+    """Plain ``vmap(env.step)`` over ``split(key, N)`` of a jaxgrid env, using only ``jaxgrid.make`` and
+    the gymnax step: it runs on any jaxgrid version (the old checkout of ``--old-root``)."""
+    import jax
+
+    import jaxgrid
+
+    env, params = jaxgrid.make(env_id, **make_kwargs)
+
+    def init(key):
+        return jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs), params)[1]
+
+    def step(key, state, action):
+        keys = jax.random.split(key, num_envs)
+        obs, state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            keys, state, action, params
+        )
+        return state, _flat_sum(obs, num_envs) + reward + terminated + truncated
+
+    return EnvLoop(init, step, env.action_space(params).n)
+
+
+# ------------------------------------------------------------------------------------------------
+# The issue's "today's vmap(env.step)": the code of the checkout the issue was filed against
+# (commit 699acb6), run in a child process (two jaxgrid versions cannot share one process) that
+# compiles and calibrates its program, then times one call per "run" line it reads, so the parent
+# can alternate its own calls with the child's as ``measure_pair_jax`` does.
+OLD_CODE_COMMIT = "699acb6"
+
+
+class OldCodeProgram:
+    """``vmap(env.step)`` of ``env_id`` from the jaxgrid checkout at ``root``, in a child process."""
+
+    def __init__(self, root: Path, env_id: str, obs: str, num_envs: int, args):
+        import subprocess
+
+        cmd = [sys.executable, __file__, "--serve-old", str(root), "--serve-env", env_id, "--serve-obs", obs,
+               "--sizes", str(num_envs), "--target-s", str(args.target_s)]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        line = self._read()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"old-code child did not start: {line!r}")
+        _, self.num_steps, self.jaxgrid_file = line.split(maxsplit=2)
+        self.num_steps = int(self.num_steps)
+
+    def _read(self) -> str:
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("old-code child exited")
+            if line.startswith(("READY ", "SECONDS ")):
+                return line.strip()
+
+    def seconds(self) -> float:
+        """One timed call in the child (its own clock around the compiled call)."""
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        return float(self._read().split()[1])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+def serve_old_code(args) -> int:
+    """``--serve-old ROOT``: the child of ``OldCodeProgram``."""
+    root = Path(args.serve_old).resolve()
+    sys.path.insert(0, str(root))
+    import jaxgrid
+
+    if not Path(jaxgrid.__file__).resolve().is_relative_to(root):
+        raise RuntimeError(f"imported {jaxgrid.__file__}, not the checkout at {root}")
+    num_envs = args.sizes[0]
+    kwargs = {"obs": args.serve_obs, **({"view_size": 7} if args.serve_obs == "view" else {})}
+    call, num_steps, _, _ = prepare_loop_jax(vmap_loop(args.serve_env, num_envs, **kwargs), num_envs, args)
+    print(f"READY {num_steps} {jaxgrid.__file__}", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        start = time.perf_counter()
+        call()
+        print(f"SECONDS {time.perf_counter() - start!r}", flush=True)
+    return 0
+
+
+def measure_pair_old_code(build_a: Callable[[int], EnvLoop], env_id: str, obs: str, num_envs: int,
+                          args) -> dict[str, Any]:
+    """``measure_pair_jax`` with side b the old checkout's ``vmap(env.step)`` (``OldCodeProgram``)."""
+    call_a, steps_a, _, _ = prepare_loop_jax(build_a(num_envs), num_envs, args)
+    old = OldCodeProgram(args.old_root, env_id, obs, num_envs, args)
+    try:
+        rates_a, rates_b = [], []
+        for _ in range(args.pair_rounds):
+            start = time.perf_counter()
+            call_a()
+            rates_a.append(num_envs * steps_a / (time.perf_counter() - start))
+            rates_b.append(num_envs * old.num_steps / old.seconds())
+    finally:
+        old.close()
+    ratios = [a / b for a, b in zip(rates_a, rates_b)]
+    return {"ratio": float(np.median(ratios)), "round_ratios": ratios, "rates_a": rates_a, "rates_b": rates_b,
+            "num_steps": [steps_a, old.num_steps], "old_code": old.jaxgrid_file}
+
+
 def place_start_and_goal_v1(key, base_kind):
     """FourRoomsRandom-v0's reset at results version 1 (two ``categorical`` draws over all cells),
     kept here as the "today's ``vmap(env.step)``" reference of the issue's 10x target."""
@@ -402,6 +508,8 @@ TARGETS = (
     ("Maze-15x15 VecEnv / EmptyRoom 15x15, grid", ("jaxgrid Maze-15x15-v0", "grid"), ("jaxgrid EmptyRoom-v0 size=15", "grid"), None),
     ("Maze-9x9 VecEnv / vmap(env.step), grid", ("jaxgrid Maze-9x9-v0", "grid"), ("jaxgrid Maze-9x9-v0 vmap(env.step)", "grid"), 10.0),
     ("FourRoomsRandom VecEnv / vmap(env.step), grid", ("jaxgrid FourRoomsRandom-v0", "grid"), ("jaxgrid FourRoomsRandom-v0 vmap(env.step)", "grid"), None),
+    ("Maze-9x9 VecEnv / 699acb6's vmap(env.step) (the issue's today), grid", ("jaxgrid Maze-9x9-v0", "grid"), ("old code Maze-9x9-v0", "grid"), 10.0),
+    ("FourRoomsRandom VecEnv / 699acb6's vmap(env.step) (the issue's today), grid", ("jaxgrid FourRoomsRandom-v0", "grid"), ("old code FourRoomsRandom-v0", "grid"), 10.0),
     ("FourRoomsRandom VecEnv / v1 vmap(env.step) (before), grid", ("jaxgrid FourRoomsRandom-v0", "grid"), ("jaxgrid FourRoomsRandom-v0 v1 vmap(env.step)", "grid"), 10.0),
     ("Empty-8x8 view: jaxgrid / NAVIX", ("jaxgrid EmptyRoom-v0", "view"), ("NAVIX Navix-Empty-8x8-v0", "view"), 3.0),
     ("Empty-8x8 view: jaxgrid / XLand-MiniGrid", ("jaxgrid EmptyRoom-v0", "view"), ("XLand-MiniGrid MiniGrid-Empty-8x8", "view"), 5.0),
@@ -428,17 +536,26 @@ def compute_ratios(rows, sizes) -> list[dict[str, Any]]:
 
 
 def compute_paired_ratios(args) -> list[dict[str, Any]]:
-    """``measure_pair_jax`` for every target whose two sides are jaxgrid programs (of ``args.tasks``),
-    at ``PAIRED_SIZES`` (those in ``args.sizes``)."""
+    """``measure_pair_jax`` for every target whose two sides are jaxgrid programs (of ``args.tasks``,
+    with a name containing one of ``args.pairs``), at ``PAIRED_SIZES`` (those in ``args.sizes``); the
+    "old code" sides need ``args.old_root`` (``measure_pair_old_code``)."""
     out = []
     for name, (num_impl, num_obs), (den_impl, den_obs), target in TARGETS:
         a, b = JAX_BUILDERS.get((num_impl, num_obs)), JAX_BUILDERS.get((den_impl, den_obs))
+        old_env = den_impl.split()[-1] if den_impl.startswith("old code ") else None
+        if old_env is not None and args.old_root is not None:
+            b = (None, None)
         if a is None or b is None or (args.tasks and a[0] not in args.tasks):
+            continue
+        if args.pairs and not any(part in name for part in args.pairs):
             continue
         (_, build_a), (_, build_b) = a, b
         for n in (n for n in args.sizes if n in PAIRED_SIZES):
             try:
-                pair = measure_pair_jax(build_a, build_b, n, args)
+                if old_env is not None:
+                    pair = measure_pair_old_code(build_a, old_env, den_obs, n, args)
+                else:
+                    pair = measure_pair_jax(build_a, build_b, n, args)
             except Exception as err:  # noqa: BLE001 - reported, the rest still runs
                 print(f"paired {name} N={n}: FAILED {type(err).__name__}: {err}", flush=True)
                 continue
@@ -503,7 +620,17 @@ def parse_args(argv=None):
     p.add_argument("--pair-rounds", type=int, default=None, help="rounds of alternate calls per paired ratio (default 7; quick 2); pairs run at 4,096 and 65,536 envs")
     p.add_argument("--paired-only", action="store_true",
                    help="measure only the paired jaxgrid ratios and add them to the existing --out JSON")
+    p.add_argument("--pairs", nargs="+", default=None,
+                   help="paired ratios whose name contains one of these strings (default: all)")
+    p.add_argument("--old-root", type=Path, default=None,
+                   help=f"a checkout of commit {OLD_CODE_COMMIT} (the issue's 'today'): pairs against its "
+                   "vmap(env.step), run in a child process (e.g. git worktree add /tmp/old 699acb6)")
     p.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "peers.json")
+    p.add_argument("--update", action="store_true",
+                   help="replace only the measured tasks' rows (and paired ratios) in an existing --out JSON")
+    p.add_argument("--serve-old", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--serve-env", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--serve-obs", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.pair_rounds is None:
         args.pair_rounds = 2 if args.quick else 7
@@ -518,6 +645,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.serve_old:
+        return serve_old_code(args)
     info = harness.machine_info()
     info["versions"].update(harness.package_versions(PEER_PACKAGES))
     harness.print_header(info)
@@ -549,6 +678,8 @@ def main(argv=None) -> int:
     ratios = compute_ratios(runner.rows, args.sizes)
     print_tables(runner.rows, ratios, args.sizes)
     paired = compute_paired_ratios(args) if "jaxgrid" in libraries else []
+    if args.update and args.out.exists():
+        return update_results(args, info, runner, paired, start)
     payload = {
         "benchmark": "peers",
         "machine": info,
@@ -579,15 +710,46 @@ PAIRED_PROTOCOL = (
 )
 
 
+def merge_paired(old: list[dict[str, Any]], new: list[dict[str, Any]], info) -> list[dict[str, Any]]:
+    """``old`` paired ratios with those of ``new`` (stamped with the time and load) replacing theirs."""
+    stamp = {"measured_utc": info["date_utc"], "loadavg_1_5_15min": list(os.getloadavg())}
+    new = [{**row, **stamp} for row in new]
+    fresh = {(row["name"], row["num_envs"]) for row in new}
+    return [row for row in old if (row["name"], row["num_envs"]) not in fresh] + new
+
+
+def update_results(args, info, runner, paired, start: float) -> int:
+    """``--update``: the rows measured now replace theirs (same task, implementation, obs and size) in
+    ``args.out``, the others and the paired ratios not measured again are kept; each new row records
+    when and under what load it was measured."""
+    payload = json.loads(args.out.read_text())
+    stamp = {"measured_utc": info["date_utc"], "loadavg_1_5_15min": list(os.getloadavg())}
+    tasks = {row["task"] for row in runner.rows}
+    point = lambda row: (row["task"], row["impl"], row["obs"], row["num_envs"])  # noqa: E731
+    fresh = {point(row) for row in runner.rows}
+    rows = [row for row in payload["results"] if point(row) not in fresh] + [{**row, **stamp} for row in runner.rows]
+    sizes = sorted({row["num_envs"] for row in rows})
+    payload.update(results=rows, ratios=compute_ratios(rows, sizes),
+                   paired_ratios=merge_paired(payload.get("paired_ratios", []), paired, info))
+    payload.setdefault("updates", []).append({"machine": info, "tasks": sorted(tasks), "wall_s": time.perf_counter() - start,
+                                              "loadavg_end_1_5_15min": list(os.getloadavg())})
+    harness.write_results(args.out, payload, lambda png: plot(rows, info, png))
+    print(f"updated {len(runner.rows)} rows of {sorted(tasks)} in {args.out}")
+    return 0
+
+
 def add_paired_ratios(args, info, start: float) -> int:
-    """``--paired-only``: the paired ratios, added to the JSON at ``args.out`` (its rows untouched)."""
+    """``--paired-only``: the paired ratios, added to the JSON at ``args.out`` (its rows untouched);
+    earlier paired ratios not measured again (other names or sizes) are kept, and each entry records
+    when and under what load it was measured."""
     payload = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "peers", "results": []}
-    paired = compute_paired_ratios(args)
+    fresh = compute_paired_ratios(args)
+    paired = merge_paired(payload.get("paired_ratios", []), fresh, info)
     payload.update(paired_ratios=paired, paired_protocol=PAIRED_PROTOCOL, paired_machine=info,
                    paired_pair_rounds=args.pair_rounds, paired_wall_s=time.perf_counter() - start,
                    paired_loadavg_end_1_5_15min=list(os.getloadavg()))
     harness.write_json(args.out, payload)
-    print(f"added {len(paired)} paired ratios to {args.out}")
+    print(f"added {len(fresh)} paired ratios to {args.out} ({len(paired)} in all)")
     return 0
 
 

@@ -347,10 +347,12 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         if params is None:
             params = self.default_params
         # NOTE: jaxgrid.VecEnv rebuilds this auto-reset from the two pieces (``step_without_reset``
-        # with key_step, ``reset_env`` with key_reset) for only the envs that ended, bitwise.
-        key_step, key_reset = jax.random.split(key)
+        # with the step's own key, ``reset_env`` with key_reset) for only the envs that ended, bitwise.
+        # The step draws from ``key`` itself (the slip: ``draw_slip``, no Threefry hash); the reset
+        # key is the second half of its split (results version 3; version 2 stepped on the first half).
+        key_reset = jax.random.split(key)[1]
         obs_st, state_st, reward, terminated, truncated, info = self.step_without_reset(
-            key_step, state, action, params
+            key, state, action, params
         )
         done = terminated | truncated
         obs_re, state_re = self.reset_env(key_reset, params)
@@ -370,7 +372,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         self, key: jax.Array, state: GridState, action: int | jax.Array, params: GridParams
     ) -> tuple[jax.Array, GridState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
         """``step`` before its auto-reset: ``(obs, state, reward, terminated, truncated, info)`` of
-        the true next state (``key`` is ``step``'s ``key_step``, the first half of its split)."""
+        the true next state (``key`` is ``step``'s own key; only a slippery env reads it, in
+        ``draw_slip``)."""
         obs, state, reward, terminated, info = self.step_env(key, state, action, params)
         truncated = (state.time >= params.max_steps_in_episode) & ~terminated
         return obs, state, reward, terminated, truncated, info
@@ -387,7 +390,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         action = self.action_index(action)
         if self.slippery:
             slip, turn = self.draw_slip(key, params)
-            action = jnp.where(slip, (action + turn) % 4, action)
+            # (action + turn) % 4 for action, turn >= 0, without the signed remainder's fix-ups
+            action = jnp.where(slip, (action + turn) & 3, action)
         pos, kind = self.move(state, action, params)
         at_goal, in_lava = kind == GOAL, kind == LAVA
         reward = jnp.where(
@@ -403,14 +407,17 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         a slipped step turns the action by ``turn`` (+1 clockwise, +3 counter-clockwise, mod 4).
         Always ``(False, 1)`` for an env made without slip.
 
-        One 32-bit draw per step (results version 2): its top 23 bits are the slip uniform
-        (jax.random.uniform's resolution), compared with ``params.slip_prob``; its lowest bit the
-        side. Version 1 split the key and drew uniform + bernoulli: four threefry hashes per env
-        step where this is one.
+        One 32-bit word per step, hashed from the key's own two words (results version 3:
+        ``generators.key_word_bits``, two MurmurHash3 finalisers, no Threefry hash): its top 23 bits
+        are the slip uniform (jax.random.uniform's resolution), compared with ``params.slip_prob``
+        (so ``P(slip) = ceil(slip_prob * 2**23) / 2**23``, within ``2**-23`` of it); its lowest bit
+        the side. Version 2 drew the word with ``jax.random.bits`` of the step key (one Threefry
+        hash, plus one to split the step key off ``step``'s key); version 1 split the key and drew
+        uniform + bernoulli (four hashes).
         """
         if not self.slippery:
             return jnp.bool_(False), jnp.int32(1)
-        bits = generators.key_bits(key)  # = jax.random.bits(key, (), uint32)
+        bits = generators.key_word_bits(key)
         uniform = (bits >> 9).astype(jnp.float32) * jnp.float32(2.0**-23)
         slip = uniform < params.slip_prob
         turn = jnp.where((bits & 1) == 1, jnp.int32(1), jnp.int32(3))
@@ -459,21 +466,15 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         cell and that cell's kind is built from the (unbatched) params: under ``vmap`` over envs
         it is built once per step for the whole batch (XLA hoists it out of a scan), then every
         env reads one entry, where ``next_pos`` then ``cell_kinds`` would be two dependent
-        gathers per env (~1.4x the step's cost at 65,536 envs on CPU).
+        gathers per env (~1.4x the step's cost at 65,536 envs on CPU). A slippery step reads the
+        entry of its slipped action the same way (version 2's read of the cell's whole action row,
+        which kept its three slip hashes out of the gather, measured no faster with one hash).
         """
         num_actions = params.next_cell.shape[-1]
         target = params.next_cell.astype(jnp.int32)  # [cells, actions]
         kind = params.cell_kind.astype(jnp.int32).at[target].get(mode="promise_in_bounds")
         packed = target * 256 + kind  # cell kinds are small non-negative codes
-        if self.slippery:
-            # NOTE: the gather reads the cell's row of every action (its index depends on pos only)
-            # and the slipped action picks from it elementwise: with the action (the slip draw,
-            # three Threefry hashes per env under VecEnv) in the gather's index, XLA:CPU fuses the
-            # hashes into the gather and emits them as scalar code (1.3-1.9x slower step, measured).
-            row = packed.at[state.pos].get(mode="promise_in_bounds")  # [actions]
-            entry = jnp.sum(jnp.where(jnp.arange(num_actions) == action, row, 0))
-        else:
-            entry = packed.reshape(-1).at[state.pos * num_actions + action].get(mode="promise_in_bounds")
+        entry = packed.reshape(-1).at[state.pos * num_actions + action].get(mode="promise_in_bounds")
         return entry >> 8, entry & 0xFF
 
     def next_pos(self, state: GridState, action: jax.Array, params: GridParams) -> jax.Array:

@@ -120,6 +120,25 @@ def key_bits(key: jax.Array) -> jax.Array:
     return jax.random.bits(key, (), jnp.uint32)
 
 
+def key_word_bits(key: jax.Array) -> jax.Array:
+    """() uint32 hashed from a threefry key's own two words: ``hash_draw(words, 0)`` (two MurmurHash3
+    finalisers, a dozen integer ops), for a raw ``[2] uint32`` or typed threefry key; for another
+    PRNG, ``jax.random.bits(key, (), jnp.uint32)``.
+
+    NOTE: not a ``jax.random`` draw. The words of a key that ``jax.random.split``/``fold_in`` made are
+    already Threefry outputs (uniform bits), and the finalisers spread even a hand-made key such as
+    ``PRNGKey(seed) = (0, seed)`` over all 32 bits; a Threefry hash of the key (``key_bits``) would
+    cost ~10x more per draw. Use it only where the key serves no other draw of the same kind (the
+    slip: ``GridWorld.draw_slip``; the step's reset key is ``split(key)[1]``, a Threefry hash).
+    """
+    words = key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        words = jax.random.key_data(key) if str(jax.random.key_impl(key)) == "threefry2x32" else None
+    if words is not None and words.dtype == jnp.uint32 and words.shape == (2,):
+        return hash_draw(words, jnp.uint32(0))
+    return jax.random.bits(key, (), jnp.uint32)
+
+
 def uniform_below(bits: jax.Array, n: jax.Array) -> jax.Array:
     """``floor(bits * n / 2**32)``: uint32 words mapped to ``0 .. n - 1``, for ``1 <= n <= 2**16``.
 
@@ -209,7 +228,7 @@ def generate_maze(key: jax.Array, height: int, width: int) -> tuple[jax.Array, j
     return kind, rooms[start_room].astype(jnp.int32)
 
 
-def place_start_and_goal(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Array, jax.Array]:
+def place_start_and_goal_cells(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """A fixed wall layout with a goal and a start drawn uniformly from distinct floor cells.
 
     One threefry draw of two words (results version 2): the goal is floor cell number
@@ -223,7 +242,8 @@ def place_start_and_goal(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Arra
             two floor cells.
 
     Returns:
-        cell_kind: [H*W] int8 with exactly one GOAL; start: () int32, a floor cell != goal.
+        cell_kind: [H*W] int8 with exactly one GOAL; start: () int32, a floor cell != goal; goal:
+        () int32, the GOAL cell.
     """
     base = jnp.where(base_kind == GOAL, jnp.int8(FLOOR), base_kind).astype(jnp.int8)
     floor = base == FLOOR
@@ -235,4 +255,10 @@ def place_start_and_goal(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Arra
     start_rank = start_rank + (start_rank >= goal_rank)  # skip the goal
     goal = jnp.argmax(floor & (rank == goal_rank)).astype(jnp.int32)
     start = jnp.argmax(floor & (rank == start_rank)).astype(jnp.int32)
-    return base.at[goal].set(jnp.int8(GOAL)), start
+    return base.at[goal].set(jnp.int8(GOAL)), start, goal
+
+
+def place_start_and_goal(key: jax.Array, base_kind: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(cell_kind, start)`` of ``place_start_and_goal_cells`` (the same draw)."""
+    cell_kind, start, _ = place_start_and_goal_cells(key, base_kind)
+    return cell_kind, start

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxgrid import generators
+from jaxgrid import generators, observations
 from jaxgrid.env import GridWorld, to_device
 from jaxgrid.layouts import BUILTIN_LAYOUTS, UP_RIGHT_DOWN_LEFT, Layout
 from jaxgrid.registry import check_size, register, split_overrides
@@ -128,6 +128,56 @@ class ProceduralGridWorld(GridWorld):
         return state.start_cell
 
 
+@struct.dataclass
+class RandomGoalState(ProceduralState):
+    """A ``ProceduralState`` whose layout is the params' walls with one goal (``RandomGoalGridWorld``).
+
+    Attributes:
+        time, pos, cell_kind, start_cell: as ``ProceduralState``.
+        goal_cell: () int32, the GOAL cell of ``cell_kind``.
+    """
+
+    goal_cell: jax.Array
+
+
+class RandomGoalGridWorld(ProceduralGridWorld):
+    """A ``ProceduralGridWorld`` whose reset keeps the params' walls and draws a goal and a distinct
+    start on the floor (``generators.place_start_and_goal_cells``): ``FourRoomsRandom-v0``.
+
+    The same layouts, steps and observations as ``ProceduralGridWorld`` with
+    ``random_start_goal_generator`` (tested bitwise); the state also holds the goal cell, so the
+    ``view`` is read from a table of the params' walls built once per step for the whole batch,
+    plus the goal bit (``observations.view_with_goal``), instead of a window gather per env.
+    NOTE: the view takes the walls from ``params``, as the reset did: step with the params you reset with.
+
+    Args:
+        template, obs, view_size, action_deltas, slippery, param_defaults, env_id, debug: as for
+            ``ProceduralGridWorld`` (the generator is fixed).
+    """
+
+    def __init__(self, template: Layout, **kwargs: Any):
+        super().__init__(template, random_start_goal_generator, **kwargs)
+
+    def reset_env(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, RandomGoalState]:
+        cell_kind, start, goal = generators.place_start_and_goal_cells(key, params.cell_kind)
+        state = RandomGoalState(
+            time=jnp.int32(0),
+            pos=start.astype(jnp.int32),
+            cell_kind=cell_kind.astype(jnp.int8),
+            start_cell=start.astype(jnp.int32),
+            goal_cell=goal.astype(jnp.int32),
+        )
+        return self.get_obs(state, params), state
+
+    def get_obs(self, state: ProceduralState, params: GridParams | None = None, key=None) -> jax.Array:
+        params = self.default_params if params is None else params
+        if self.obs_encoding == "view" and isinstance(state, RandomGoalState):
+            return observations.view_with_goal(
+                params.cell_kind, state.pos, state.goal_cell, self.height, self.width, self.view_size
+            )
+        return super().get_obs(state, params)
+
+
 @dataclasses.dataclass(frozen=True)
 class MazeGenerator:
     """A ``Generator`` of randomized-Kruskal perfect mazes (see ``generators.generate_maze``);
@@ -178,6 +228,7 @@ def make_procedural(
     overrides: dict[str, Any],
     param_defaults: dict[str, Any] | None = None,
     slippery: bool = False,
+    env_class: type[ProceduralGridWorld] | None = None,
 ) -> tuple[ProceduralGridWorld, Any]:
     """The shared factory of the ids whose layout is drawn at reset: ``(env, env.default_params)``;
     their default obs is ``"grid"``.
@@ -188,9 +239,12 @@ def make_procedural(
     env_kwargs, values, slippery = split_overrides(
         env_id, overrides, param_defaults, slippery, env_defaults={"obs": "grid"}
     )
-    env = ProceduralGridWorld(
-        template, generator, slippery=slippery, param_defaults=values, env_id=env_id, **env_kwargs
-    )
+    if env_class is not None:  # a class with its own generator (RandomGoalGridWorld)
+        env = env_class(template, slippery=slippery, param_defaults=values, env_id=env_id, **env_kwargs)
+    else:
+        env = ProceduralGridWorld(
+            template, generator, slippery=slippery, param_defaults=values, env_id=env_id, **env_kwargs
+        )
     return env, env.default_params
 
 
@@ -200,7 +254,8 @@ FOUR_ROOMS_DEFAULTS = {"step_reward": 0.0, "goal_reward": 1.0, "max_steps_in_epi
 def _four_rooms_random(**overrides: Any):
     template = Layout.from_text(BUILTIN_LAYOUTS["four-rooms"], name="FourRoomsRandom-v0")
     return make_procedural(
-        "FourRoomsRandom-v0", template, random_start_goal_generator, overrides, param_defaults=FOUR_ROOMS_DEFAULTS
+        "FourRoomsRandom-v0", template, random_start_goal_generator, overrides, param_defaults=FOUR_ROOMS_DEFAULTS,
+        env_class=RandomGoalGridWorld,
     )
 
 
@@ -209,7 +264,7 @@ def _four_rooms_random_view5(**overrides: Any):
     template = Layout.from_text(BUILTIN_LAYOUTS["four-rooms"], name="FourRoomsRandom-View5-v0")
     return make_procedural(
         "FourRoomsRandom-View5-v0", template, random_start_goal_generator,
-        {"obs": "view", "view_size": 5, **overrides}, param_defaults=FOUR_ROOMS_DEFAULTS,
+        {"obs": "view", "view_size": 5, **overrides}, param_defaults=FOUR_ROOMS_DEFAULTS, env_class=RandomGoalGridWorld,
     )
 
 

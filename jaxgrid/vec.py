@@ -13,10 +13,11 @@ off), and the results are scattered back. When more than ``reset_capacity`` envs
 further chunks of ``reset_capacity`` run in a loop until every done env is reset (exact, never
 dropped), so a capacity sets the speed, never the results.
 
-Keys: ``env.step`` splits its key into ``(key_step, key_reset)``; ``VecEnv`` derives the per-env
-keys ``split(key, N)[i]`` and their halves only where they are used (threefry is counter-based:
-``split(key, N)[i]`` is one hash of the counter ``i``), so the keys of envs that did not end are
-never hashed unless the step itself is random (slippery moves).
+Keys: ``env.step`` steps on its key itself (a slippery step hashes the key's words, no Threefry)
+and resets on ``key_reset = split(key)[1]``; ``VecEnv`` derives the per-env keys ``split(key, N)[i]``
+and their reset halves only where they are used (threefry is counter-based: ``split(key, N)[i]`` is
+one hash of the counter ``i``), so the keys of envs that did not end are never hashed unless the
+step itself is random (slippery moves: one Threefry hash per env and step, the per-env key).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from jaxgrid.gymnax_base import environment
 
 from jaxgrid import generators
 from jaxgrid.env import GridWorld
-from jaxgrid.procedural import ProceduralGridWorld
+from jaxgrid.procedural import ProceduralGridWorld, RandomGoalGridWorld
 
 # Default reset capacity of a procedural env: this fraction of the batch, at least MIN_CAPACITY.
 # Under random actions 0.5% (Maze-9x9-v0, median) to 1% (FourRoomsRandom-v0) of the envs end per
@@ -160,7 +161,7 @@ class VecEnv:
         ``vmap(env.step_without_reset, in_axes=(0, 0, 0, None))(keys, state, action, params)``.
 
         Args:
-            keys: ``[N]`` keys, each used as that env's step key (``env.step``'s ``key_step``).
+            keys: ``[N]`` keys, each used as that env's step key (the key ``env.step`` was given).
             state, action, params: as for ``step``.
 
         Returns:
@@ -209,14 +210,13 @@ class VecEnv:
 
     def _step(self, keys_at, state, action, params):
         """``env.step`` rebuilt from its pieces; ``keys_at(idx [M] int32 | None) -> [M]`` keys of
-        those envs (None: all): ``transition_each`` on their step halves, then ``reset_where`` on
-        the reset halves of the envs that ended."""
+        those envs (None: all): ``transition_each`` on the keys themselves, then ``reset_where`` on
+        the reset halves (``split(key)[1]``) of the envs that ended."""
         params = self.env.default_params if params is None else params
-        # The halves of every env's key: hashed only where used (XLA drops the rest).
-        key_step = child_keys(keys_at(None), 0)
+        # Every env's key: hashed only where used (a slippery step; XLA drops it otherwise).
         obs_st, state_st, reward, terminated, truncated, info = jax.vmap(
             self._transition, in_axes=(0, 0, 0, None)
-        )(key_step, state, action, params)
+        )(keys_at(None), state, action, params)
         done = jnp.logical_or(terminated, truncated)
         reset_keys_at = lambda idx: child_keys(keys_at(idx), 1)  # noqa: E731
         if self._obs_of_state is None:
@@ -296,7 +296,9 @@ def _obs_of_state(env: environment.Environment):
     with it (jaxgrid's own ``step_env``/``reset_env``, which end in ``self.get_obs(state, params)``),
     else None (a subclass with its own reset or step: its observations are scattered as given)."""
     step_ok = type(env).step_env is GridWorld.step_env
-    reset_ok = type(env).reset_env in (GridWorld.reset_env, ProceduralGridWorld.reset_env)
+    reset_ok = type(env).reset_env in (
+        GridWorld.reset_env, ProceduralGridWorld.reset_env, RandomGoalGridWorld.reset_env
+    )
     return env.get_obs if step_ok and reset_ok else None
 
 

@@ -310,3 +310,80 @@ def test_image_encoders__equal_a_numpy_reference_on_random_layouts(view_size):
                                       shared_layout=shared)
             assert got.dtype == jnp.float32
             np.testing.assert_array_equal(np.asarray(got), want_view)
+
+
+def _slip_outcomes(env, params, keys) -> np.ndarray:
+    """[...] int: 0 intended move, 1 turned clockwise, 2 turned counter-clockwise, per key."""
+    slip, turn = jax.jit(jax.vmap(env.draw_slip, in_axes=(0, None)))(keys.reshape(-1, *keys.shape[-1:]), params)
+    out = np.where(np.asarray(slip), np.where(np.asarray(turn) == 1, 1, 2), 0)
+    return out.reshape(keys.shape[:-1])
+
+
+@pytest.mark.parametrize("keys_from", ["vec_env", "hand_made"])
+def test_draw_slip__one_third_each_and_independent_between_steps(keys_from):
+    """Results version 3 hashes the slip from the step key's own words. Through VecEnv the keys are
+    ``split(key_t, N)`` (key_t one per step); hand-made keys are ``PRNGKey(seed)`` = (0, seed) for
+    consecutive seeds, the most structured input. Each of the three outcomes has probability 1/3
+    (FrozenLake's slip_prob = 2/3, the side a fair bit): every count lies within 5 binomial standard
+    deviations of n/3, and the pairs (outcome at step t, at step t+1) of one env are uniform over
+    the 9 cells (chi-square, p > 1e-4), so successive slips are independent."""
+    from scipy import stats
+
+    env, params = jaxgrid.make("FrozenLake-v1")
+    num_envs, num_steps = 512, 64
+    if keys_from == "vec_env":
+        step_keys = jax.random.split(jax.random.PRNGKey(7), num_steps)
+        keys = jax.vmap(lambda k: vec.env_keys(k, num_envs))(step_keys)  # [T, N, 2]: env i's key at step t
+    else:
+        seeds = np.arange(num_steps * num_envs, dtype=np.uint32).reshape(num_envs, num_steps).T
+        keys = jnp.stack([jnp.zeros_like(jnp.asarray(seeds)), jnp.asarray(seeds)], axis=-1)
+    outcomes = _slip_outcomes(env, params, keys)  # [T, N]
+    n = outcomes.size
+    counts = np.bincount(outcomes.ravel(), minlength=3)
+    sigma = np.sqrt(n * (1 / 3) * (2 / 3))
+    assert np.all(np.abs(counts - n / 3) < 5 * sigma), counts
+    pairs = np.bincount((3 * outcomes[:-1] + outcomes[1:]).ravel(), minlength=9)
+    assert stats.chisquare(pairs).pvalue > 1e-4, pairs
+
+
+def test_draw_slip__probability_is_slip_prob_at_2_to_the_minus_23():
+    """``P(slip) = ceil(slip_prob * 2**23) / 2**23``: with slip_prob 0.1, 200,000 VecEnv keys slip
+    within 5 binomial standard deviations of 0.1; with 0 never, with 1 always; typed keys draw the
+    same slips as their raw words."""
+    env, params = jaxgrid.make("FrozenLake-v1", slip_prob=0.1)
+    keys = vec.env_keys(jax.random.PRNGKey(3), 200_000)
+    slips = jax.jit(jax.vmap(lambda k, p: env.draw_slip(k, p)[0], in_axes=(0, None)))
+    n, rate = keys.shape[0], float(np.mean(np.asarray(slips(keys, params))))
+    assert abs(rate - 0.1) < 5 * np.sqrt(0.1 * 0.9 / n)
+    assert not np.any(np.asarray(slips(keys[:1000], params.replace(slip_prob=jnp.float32(0.0)))))
+    assert np.all(np.asarray(slips(keys[:1000], params.replace(slip_prob=jnp.float32(1.0)))))
+    typed = jax.random.wrap_key_data(keys[:1000])
+    np.testing.assert_array_equal(np.asarray(slips(typed, params)), np.asarray(slips(keys[:1000], params)))
+
+
+@pytest.mark.parametrize("obs,view_size", [("view", 7), ("view", 5), ("grid", 5)])
+def test_random_goal_env__bitwise_the_procedural_env_with_its_generator(obs, view_size):
+    """FourRoomsRandom-v0's ``RandomGoalGridWorld`` (goal cell in the state, ``view`` read from a
+    table of the params' walls plus the goal bit) gives bitwise what ``ProceduralGridWorld`` with
+    ``random_start_goal_generator`` gives (a window gather from each env's own layout), through
+    VecEnv over a scan with many episode ends."""
+    from jaxgrid.procedural import ProceduralGridWorld, RandomGoalGridWorld, random_start_goal_generator
+
+    new, params = jaxgrid.make("FourRoomsRandom-v0", obs=obs, view_size=view_size)
+    assert type(new) is RandomGoalGridWorld
+    old = ProceduralGridWorld(new.layout, random_start_goal_generator, obs=obs, view_size=view_size,
+                              param_defaults=new._param_defaults, env_id="FourRoomsRandom-v0")
+    num_envs, num_steps = 64, 300
+    keys, actions = random_inputs(new, params, num_envs, num_steps)
+    outs = []
+    for env in (new, old):
+        venv = jaxgrid.VecEnv(env, num_envs)
+        obs0, state = venv.reset(jax.random.PRNGKey(5), params)
+        outs.append((obs0, rollout(venv.step, state, keys, actions, params)))
+    (obs_new, (state_new, ys_new)), (obs_old, (state_old, ys_old)) = outs
+    assert_bitwise((obs_new, ys_new), (obs_old, ys_old))  # obs, reward, terminated, truncated, final obs
+    for field in ("time", "pos", "cell_kind", "start_cell"):
+        assert_bitwise(getattr(state_new, field), getattr(state_old, field))
+    goal = np.asarray(state_new.cell_kind).argmax(axis=1)  # GOAL (2) is the largest kind here
+    np.testing.assert_array_equal(np.asarray(state_new.goal_cell), goal)
+    assert int(ys_new[2].sum()) + int(ys_new[3].sum()) > 100  # many resets exercised
