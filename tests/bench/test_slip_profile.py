@@ -19,6 +19,7 @@ def test_slip_profile__quotes_every_program_against_the_deterministic_step():
         capture_output=True, text=True, timeout=280,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    found = dict(re.findall(r"N=\s+8 (\S+)\s+/ deterministic step: ([0-9.]+)", proc.stdout))
-    assert set(found) == {"vec", "v2", "key", "key+word"}
-    assert all(float(v) > 0 for v in found.values())
+    found = dict(re.findall(r"N=\s+8 (\S+)\s+/ deterministic step: (\S+)", proc.stdout))
+    assert set(found) == {"vec", "v2", "key", "key+word"}, proc.stdout
+    # A quoted ratio (its size is timing, which a test does not judge: bench/results has them).
+    assert all(float(v) >= 0 for v in found.values()), found
