@@ -519,6 +519,7 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "env_throughput.json")
     p.add_argument("--devices-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.out = harness.quick_out(args.out, args.quick, p.get_default("out"))  # never over bench/results
     if args.sizes is None:
         args.sizes = list(QUICK_NUM_ENVS if args.quick else NUM_ENVS)
     if args.repeats is None:

@@ -28,6 +28,19 @@ import numpy as np
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
+# Where a ``--quick`` smoke run writes when no ``--out`` is given: never over the committed
+# results that the README quotes (git-ignored).
+QUICK_RESULTS_DIR = RESULTS_DIR / "quick"
+
+
+def quick_out(out: Path, quick: bool, default: Path) -> Path:
+    """The output path of a bench script: ``out``, except that a ``--quick`` run left at the
+    committed default (``default``, in ``RESULTS_DIR``) writes to ``QUICK_RESULTS_DIR`` instead."""
+    if quick and Path(out) == Path(default):
+        return QUICK_RESULTS_DIR / Path(default).name
+    return Path(out)
+
+
 VERSIONED_PACKAGES = (
     "jax", "jaxlib", "flax", "optax", "gymnax", "gymnasium", "numpy", "torch", "stable-baselines3",
     "jaxgrid",

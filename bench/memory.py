@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from harness import RESULTS_DIR, machine_info, print_header, save_figure, write_results  # noqa: E402
+from harness import RESULTS_DIR, machine_info, print_header, quick_out, save_figure, write_results  # noqa: E402
 
 SEEDS = tuple(range(16))
 # The tasks: each trains its preset (train/presets.py: the recurrent policy, rnn_hidden_size > 0)
@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "memory.json")
     args = parser.parse_args(argv)
+    args.out = quick_out(args.out, args.quick, parser.get_default("out"))  # never over bench/results
     info = machine_info()
     print_header(info)
     seeds = SEEDS[:2] if args.quick else SEEDS

@@ -632,6 +632,7 @@ def parse_args(argv=None):
     p.add_argument("--serve-env", default=None, help=argparse.SUPPRESS)
     p.add_argument("--serve-obs", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.out = harness.quick_out(args.out, args.quick, p.get_default("out"))  # never over bench/results
     if args.pair_rounds is None:
         args.pair_rounds = 2 if args.quick else 7
     if args.sizes is None:

@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rescore", type=Path, help="recompute the ratios and plot of a recorded JSON")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.out = harness.quick_out(args.out, args.quick, parser.get_default("out"))  # never over bench/results
     if args.child:
         return child_main(args.child)
     if args.rescore:

@@ -122,6 +122,7 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "scaling.json")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.out = harness.quick_out(args.out, args.quick, p.get_default("out"))  # never over bench/results
     if args.quick:
         args.repeats, args.total_timesteps = 1, 2048
     return args

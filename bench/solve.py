@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", action="store_true",
                         help="keep the rows of --out for ids not run now (replace those run)")
     args = parser.parse_args(argv)
+    args.out = harness.quick_out(args.out, args.quick, parser.get_default("out"))  # never over bench/results
 
     import jax
 

@@ -466,6 +466,7 @@ def parse_args(argv=None):
                    help="torch intra-op threads for SB3 (1 is fastest for 64x64 MLPs on this machine)")
     p.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "train_throughput.json")
     args = p.parse_args(argv)
+    args.out = harness.quick_out(args.out, args.quick, p.get_default("out"))  # never over bench/results
     quick = args.quick
     defaults = {
         "configs": ["1x16", "8x16"] if quick else ["1x16", "8x16", "64x16", "8x256", "64x256", "1x4x128", "8x4x128"],
