@@ -183,6 +183,23 @@ def save_figure(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def style_rate_axes(ax, title: str, legend_size: int = 8) -> None:
+    """A throughput panel: log-log env steps/s over ``num_envs``, titled, gridded, with a legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("num_envs")
+    ax.set_ylabel("env steps / s")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
+def machine_title(fig, info: dict[str, Any]) -> None:
+    """The figure's suptitle: the machine and jax of ``machine_info()``, and how rates are quoted."""
+    fig.suptitle(f"{info['cpu']} x{info['cpu_count']}, jax {info['versions']['jax']} "
+                 f"({info['jax_backend']}); median of repeats", fontsize=9)
+
+
 def format_rate(x: float | None) -> str:
     """Steps/s in a short human form: 1.23M, 456k, 78."""
     if x is None:

@@ -595,16 +595,10 @@ def plot(rows, info, path: Path) -> None:
             pts = sorted((r["num_envs"], r["steps_per_s"]) for r in rows if r["impl"] == impl and r["obs"] == obs)
             xs, ys = zip(*pts)
             ax.plot(xs, ys, marker="o", label=f"{impl} ({obs})")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("num_envs")
-        ax.set_ylabel("env steps / s")
-        ax.set_title(task)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        harness.style_rate_axes(ax, task, legend_size=7)
     for ax in axes.ravel()[len(tasks):]:
         ax.axis("off")
-    fig.suptitle(f"{info['cpu']} x{info['cpu_count']}, jax {info['versions']['jax']} ({info['jax_backend']}); median of repeats", fontsize=9)
+    harness.machine_title(fig, info)
     harness.save_figure(fig, path)
     plt.close(fig)
 
