@@ -53,13 +53,20 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=1e-3,
                        gamma=0.995),
         validate=_validate("FrozenLake-v1"),
-        note="16 seeds: IQM 0.988 of the optimum (success 0.733 of 0.744), every seed >= 0.941",
+        note="16 seeds (results version 3): IQM 0.982 of the optimum (success 0.730 of 0.744), every "
+             "seed >= 0.935",
     ),
+    # Results version 3's slip stream (the slip hashed from the step key): the version-2 preset
+    # (1M steps, normalised advantages, ent_coef 0.01) left 2 of 16 seeds that never reached the
+    # goal (greedy success 0.0). Raw advantages (the sparse reward: as FourRooms-v0) found the goal
+    # on every seed; ent_coef 0.005 and 2M steps then lifted the IQM to 0.965 (16 seeds, 256
+    # greedy episodes each; 1M: 0.953, ent 0.01: 0.927, ent 0: one seed at 0.28).
     "FrozenLake8x8-v1": Preset(
-        overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=1e-3,
-                       gamma=0.995),
+        overrides=dict(total_timesteps=2_000_000, num_envs=32, num_steps=128, learning_rate=1e-3,
+                       gamma=0.995, normalize_advantage=False, ent_coef=0.005),
         validate=_validate("FrozenLake8x8-v1"),
-        note="16 seeds: IQM 0.966 of the optimum (success 0.880 of 0.913), every seed >= 0.917",
+        note="16 seeds (results version 3): IQM 0.958 of the optimum (success 0.875 of 0.913), every "
+             "seed >= 0.904",
     ),
     # No time limit in training either (as Gymnasium): every episode ends at the goal eventually,
     # which is the only signal there is; 64 envs for many such walks, and a larger entropy bonus
@@ -76,8 +83,8 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=1_048_576, num_envs=64, num_steps=64, learning_rate=3e-3,
                        ent_coef=0.03, eval_max_steps=1000),
         validate=_validate("CliffWalkingSlippery-v1"),
-        note="16 seeds: IQM 1.00 of the optimum (-64.7), every seed >= 0.971 (the old 32-env, lr 1e-3 "
-             "config: IQM 0.41 on 8 seeds)",
+        note="16 seeds (results version 3): IQM 0.999 of the optimum (-64.7), every seed >= 0.980 (the "
+             "old 32-env, lr 1e-3 config: IQM 0.41 on 8 seeds)",
     ),
     # Sparse reward (0 until the goal): with advantages normalised per minibatch, the pure noise
     # of the value errors before the first goal is blown up to unit scale and the policy collapses
