@@ -30,8 +30,9 @@ class TrainSetup:
     NOTE: this is where PPO's time went on small discrete envs: a 64x64 two-tower MLP evaluated
     and differentiated on every sample of every minibatch, when the 4x4 grid has 16 observations.
 
-    With ``feature_major`` (flat ``"vector"`` observations, e.g. CartPole, and images through the
-    ``"dense"`` encoder, a flattened image being a vector) the same network is evaluated by
+    With ``feature_major`` (flat ``"vector"`` observations, e.g. CartPole, images through the
+    ``"dense"`` encoder, a flattened image being a vector, and ``Discrete`` observations without
+    the table, whose one-hot first layer is a row gather) the same network is evaluated by
     ``train.feature_major.apply``: activations ``[features, batch]`` and matmuls that stay on
     XLA:CPU's fast dot kernels (the same function up to float rounding).
     """
@@ -43,8 +44,9 @@ class TrainSetup:
     feature_major: bool = False
 
     def _feature_major(self, params: Any, obs: jax.Array, critic_only: bool = False):
+        categories = self.spec.num_obs_categories if self.spec.obs_kind == "discrete" else 0
         return feature_major.apply(
-            params, obs, len(self.config.hidden_sizes), self.config.activation, critic_only
+            params, obs, len(self.config.hidden_sizes), self.config.activation, critic_only, categories
         )
 
     def _table(self, params: Any, critic_only: bool = False):
@@ -138,12 +140,16 @@ def make_setup(config: PPOConfig) -> TrainSetup:
     # The dense image encoder only flattens the image: the towers see a vector, with the same
     # parameters as for a "vector" observation of that size.
     flat = spec.obs_kind == "vector" or (spec.obs_kind == "image" and encoder == "dense")
+    obs_table = resolve_obs_table(config, spec)
+    # Discrete observations without the table (n > minibatch, or obs_table="off"): one-hot rows
+    # are a row gather of the first kernel, then the same feature-major towers (results version 2).
+    index = spec.obs_kind == "discrete" and not obs_table
     return TrainSetup(
         config=config,
         spec=spec,
         network=network,
-        obs_table=resolve_obs_table(config, spec),
-        feature_major=flat,
+        obs_table=obs_table,
+        feature_major=flat or index,
     )
 
 
