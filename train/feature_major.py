@@ -91,9 +91,14 @@ def index_linear(kernel: jax.Array, bias: jax.Array, index: jax.Array) -> jax.Ar
     non-zero term per sum). The kernel's gradient ``one_hot(index)^T g`` is a scatter-add of the
     rows of ``g`` into the rows of the observed categories (``index`` has no gradient).
     """
-    # NOTE: the barrier makes XLA materialise the gathered rows feature-major; without it layout
-    # assignment keeps them [B, O] and the next layer's weight gradient leaves the fast dots.
-    rows_t = jax.lax.optimization_barrier(jnp.take(kernel, index, axis=0).T)
+    # NOTE: the barriers keep the gather a column look-up of a materialised kernel^T, with the
+    # index computed once: a row gather then a transpose was fused, index arithmetic (from the
+    # packed batch) included, into the tanh after it (~5x that tanh's time). Measured on
+    # FourRooms-v0, one core: ~6% faster per update than that, and than materialising the
+    # gathered columns too (which keeps the next weight gradient on the fast dot kernels).
+    index = jax.lax.optimization_barrier(index)
+    kernel_t = jax.lax.optimization_barrier(kernel.T)
+    rows_t = jnp.take(kernel_t, index, axis=1)
     return rows_t + bias[:, None]
 
 
