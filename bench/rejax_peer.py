@@ -216,7 +216,8 @@ def worker(task: str, mode: str, num_seeds: int, repeats: int, hp: dict[str, Any
         programs[name] = (compiled, (ts,), time.perf_counter() - t0)
     if num_devices > 1:  # rejax as it runs: one device, XLA free to use every core it can
         t0 = time.perf_counter()
-        ts = jax.jit(jax.vmap(algo.init_state))(jax.device_put(rkeys, jax.devices()[0]))
+        plain = jax.device_put(jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds]), jax.devices()[0])
+        ts = jax.jit(jax.vmap(algo.init_state))(plain)
         programs[ONE_DEVICE] = (jax.jit(jax.vmap(loop)).lower(ts).compile(), (ts,), time.perf_counter() - t0)
 
     timings = {name: ([], []) for name in programs}
