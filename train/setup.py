@@ -99,12 +99,19 @@ class TrainSetup:
         return terms[:, 0], terms[:, 1], terms[:, 2]
 
     def rollout_policy(self, params: Any) -> tuple[Any, Callable[[Any, jax.Array], Any]]:
-        """``(params', apply')`` for a stretch of steps under fixed ``params``: with the table,
-        ``params'`` carries the precomputed table (and the parameters, e.g. a Gaussian's
-        ``log_std``) and ``apply'`` only gathers rows; otherwise ``(params, apply)``."""
-        if not self.obs_table:
+        """``(params', apply')`` for a stretch of steps under fixed ``params``: with the table (or
+        ``Discrete`` observations evaluated feature-major), ``params'`` carries the network's
+        outputs on every observation (and the parameters, e.g. a Gaussian's ``log_std``) and
+        ``apply'`` only gathers rows; otherwise ``(params, apply)``."""
+        if self.obs_table:
+            table = self._table(params)
+        elif self.feature_major and self.spec.obs_kind == "discrete":
+            # NOTE: without the table in the loss (n > minibatch), a rollout step still has only
+            # n possible observations: one pass over all of them, then a row gather per step.
+            table = self._feature_major(params, jnp.arange(self.spec.num_obs_categories, dtype=jnp.int32))
+        else:
             return params, self.apply
-        frozen = {"params": params["params"], "obs_table": self._table(params)}
+        frozen = {"params": params["params"], "obs_table": table}
 
         def lookup(frozen: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
             policy_table, value_table = frozen["obs_table"]

@@ -243,3 +243,22 @@ def test_setup__four_rooms_apply_value_and_loss_gradient_match_the_network():
     for (path, w), g in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got), strict=True):
         assert np.abs(np.asarray(w)).max() > 0, path
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4, err_msg=jax.tree_util.keystr(path))
+
+
+def test_setup__four_rooms_rollout_policy_is_a_table_of_every_observation():
+    """Without the loss's table, a rollout still looks its steps up in a table of the network on
+    all n observations (``rollout_policy``): the same outputs as ``apply`` to float rounding."""
+    setup = make_setup(PPOConfig(env_id="FourRooms-v0"))
+    obs = jax.random.randint(jax.random.PRNGKey(1), (50,), 0, 169)
+    params = _perturbed_params(setup.network, obs)
+    frozen, lookup = setup.rollout_policy(params)
+    policy_table, value_table = frozen["obs_table"]
+    assert policy_table.shape == (169, setup.spec.action_dim) and value_table.shape == (169,)
+    want_pi, want_v = setup.network.apply(params, obs)
+    got_pi, got_v = jax.jit(lookup)(frozen, obs)
+    np.testing.assert_allclose(got_pi, want_pi, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-5)
+    # CartPole (vector obs) keeps the network itself.
+    cartpole = make_setup(PPOConfig(env_id="CartPole-v1"))
+    same, apply = cartpole.rollout_policy(params)
+    assert same is params and apply == cartpole.apply
