@@ -100,14 +100,14 @@ class TrainSetup:
 
     def rollout_policy(self, params: Any) -> tuple[Any, Callable[[Any, jax.Array], Any]]:
         """``(params', apply')`` for a stretch of steps under fixed ``params``: with the table (or
-        ``Discrete`` observations evaluated feature-major), ``params'`` carries the network's
+        ``Discrete`` observations without it under ``obs_table="auto"``), ``params'`` carries the network's
         outputs on every observation (and the parameters, e.g. a Gaussian's ``log_std``) and
         ``apply'`` only gathers rows; otherwise ``(params, apply)``."""
         if self.obs_table:
             table = self._table(params)
-        elif self.feature_major and self.spec.obs_kind == "discrete":
-            # NOTE: without the table in the loss (n > minibatch), a rollout step still has only
-            # n possible observations: one pass over all of them, then a row gather per step.
+        elif self.feature_major and self.spec.obs_kind == "discrete" and self.config.obs_table == "auto":
+            # NOTE: without the table in the loss (n > minibatch, "auto"), a rollout step still
+            # has only n possible observations: one pass over all of them, then a gather per step.
             table = self._feature_major(params, jnp.arange(self.spec.num_obs_categories, dtype=jnp.int32))
         else:
             return params, self.apply

@@ -258,7 +258,10 @@ def test_setup__four_rooms_rollout_policy_is_a_table_of_every_observation():
     got_pi, got_v = jax.jit(lookup)(frozen, obs)
     np.testing.assert_allclose(got_pi, want_pi, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-5)
-    # CartPole (vector obs) keeps the network itself.
+    # obs_table="off" (once per sample) and CartPole (vector obs) keep the network itself.
+    off = make_setup(PPOConfig(env_id="FourRooms-v0", obs_table="off"))
+    same, apply = off.rollout_policy(params)
+    assert same is params and apply == off.apply
     cartpole = make_setup(PPOConfig(env_id="CartPole-v1"))
     same, apply = cartpole.rollout_policy(params)
     assert same is params and apply == cartpole.apply
