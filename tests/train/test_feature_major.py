@@ -265,3 +265,20 @@ def test_setup__four_rooms_rollout_policy_is_a_table_of_every_observation():
     cartpole = make_setup(PPOConfig(env_id="CartPole-v1"))
     same, apply = cartpole.rollout_policy(params)
     assert same is params and apply == cartpole.apply
+
+
+def test_presets__every_discrete_preset_uses_the_table_so_results_version_2_leaves_it_unchanged():
+    """The README's claim: results version 2 (Discrete obs without the table go feature-major)
+    changes no preset's results, because every Discrete preset has n <= its minibatch size."""
+    from train.presets import PRESETS, preset_config
+
+    discrete = 0
+    for env_id in PRESETS:
+        config = preset_config(env_id)
+        if config.rnn_hidden_size:  # the recurrent policy has its own network
+            continue
+        setup = make_setup(config)
+        if setup.spec.obs_kind == "discrete":
+            discrete += 1
+            assert setup.obs_table and not setup.feature_major, env_id
+    assert discrete >= 7  # GridWorld, EmptyRoom, FrozenLake x2, CliffWalking x2, FourRooms
