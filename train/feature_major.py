@@ -21,11 +21,11 @@ barriers keep XLA from folding a materialised transpose back into the dot (which
 ``TrainSetup`` (``train.setup``) uses this for ``"vector"`` observations, for images through the
 ``"dense"`` encoder (which only flattens them: the same parameters) and for ``"discrete"``
 observations without the observation table (``num_categories``: the first layer is
-``index_linear``, a row gather of its kernel, exactly the one-hot matmul forward, with a
+``index_linear``, a look-up of its kernel, exactly the one-hot matmul forward, with a
 scatter-add gradient); the observation table and the ``"embed"``/``"cnn"`` image encoders keep
-``ActorCritic.apply``. NOTE: on FourRooms-v0 (``Discrete(169)``, PPOConfig defaults: no table) the
-row gather and the feature-major towers made an update ~2-3x faster than ``ActorCritic``'s
-one-hot einsum (whose weight gradients left the fast dot kernels).
+``ActorCritic.apply``. NOTE: on FourRooms-v0 (``Discrete(169)``, PPOConfig defaults: no table)
+this made training ~2x faster than ``ActorCritic``'s one-hot einsum, whose weight gradients left
+the fast dot kernels (``bench/encoders.py``; README "Results versions": version 2).
 """
 
 from __future__ import annotations

@@ -99,10 +99,10 @@ class TrainSetup:
         return terms[:, 0], terms[:, 1], terms[:, 2]
 
     def rollout_policy(self, params: Any) -> tuple[Any, Callable[[Any, jax.Array], Any]]:
-        """``(params', apply')`` for a stretch of steps under fixed ``params``: with the table (or
-        ``Discrete`` observations without it under ``obs_table="auto"``), ``params'`` carries the network's
-        outputs on every observation (and the parameters, e.g. a Gaussian's ``log_std``) and
-        ``apply'`` only gathers rows; otherwise ``(params, apply)``."""
+        """``(params', apply')`` for a stretch of steps under fixed ``params``: with the table
+        (or ``Discrete`` observations without it under ``obs_table="auto"``), ``params'``
+        carries the network's outputs on every observation (and the parameters, e.g. a
+        Gaussian's ``log_std``) and ``apply'`` only gathers rows; otherwise ``(params, apply)``."""
         if self.obs_table:
             table = self._table(params)
         elif self.feature_major and self.spec.obs_kind == "discrete" and self.config.obs_table == "auto":
@@ -148,8 +148,8 @@ def make_setup(config: PPOConfig) -> TrainSetup:
     # parameters as for a "vector" observation of that size.
     flat = spec.obs_kind == "vector" or (spec.obs_kind == "image" and encoder == "dense")
     obs_table = resolve_obs_table(config, spec)
-    # Discrete observations without the table (n > minibatch, or obs_table="off"): one-hot rows
-    # are a row gather of the first kernel, then the same feature-major towers (results version 2).
+    # Discrete observations without the table (n > minibatch, or obs_table="off"): the one-hot
+    # first layer is a look-up of its kernel, then the feature-major towers (results version 2).
     index = spec.obs_kind == "discrete" and not obs_table
     return TrainSetup(
         config=config,
