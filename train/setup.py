@@ -30,8 +30,9 @@ class TrainSetup:
     NOTE: this is where PPO's time went on small discrete envs: a 64x64 two-tower MLP evaluated
     and differentiated on every sample of every minibatch, when the 4x4 grid has 16 observations.
 
-    With ``feature_major`` (flat ``"vector"`` observations, e.g. CartPole, and images through the
-    ``"dense"`` encoder, a flattened image being a vector) the same network is evaluated by
+    With ``feature_major`` (flat ``"vector"`` observations, e.g. CartPole, images through the
+    ``"dense"`` encoder, a flattened image being a vector, and ``Discrete`` observations without
+    the table, whose one-hot first layer is a row gather) the same network is evaluated by
     ``train.feature_major.apply``: activations ``[features, batch]`` and matmuls that stay on
     XLA:CPU's fast dot kernels (the same function up to float rounding).
     """
@@ -43,8 +44,9 @@ class TrainSetup:
     feature_major: bool = False
 
     def _feature_major(self, params: Any, obs: jax.Array, critic_only: bool = False):
+        categories = self.spec.num_obs_categories if self.spec.obs_kind == "discrete" else 0
         return feature_major.apply(
-            params, obs, len(self.config.hidden_sizes), self.config.activation, critic_only
+            params, obs, len(self.config.hidden_sizes), self.config.activation, critic_only, categories
         )
 
     def _table(self, params: Any, critic_only: bool = False):
@@ -97,12 +99,19 @@ class TrainSetup:
         return terms[:, 0], terms[:, 1], terms[:, 2]
 
     def rollout_policy(self, params: Any) -> tuple[Any, Callable[[Any, jax.Array], Any]]:
-        """``(params', apply')`` for a stretch of steps under fixed ``params``: with the table,
-        ``params'`` carries the precomputed table (and the parameters, e.g. a Gaussian's
-        ``log_std``) and ``apply'`` only gathers rows; otherwise ``(params, apply)``."""
-        if not self.obs_table:
+        """``(params', apply')`` for a stretch of steps under fixed ``params``: with the table
+        (or ``Discrete`` observations without it under ``obs_table="auto"``), ``params'``
+        carries the network's outputs on every observation (and the parameters, e.g. a
+        Gaussian's ``log_std``) and ``apply'`` only gathers rows; otherwise ``(params, apply)``."""
+        if self.obs_table:
+            table = self._table(params)
+        elif self.feature_major and self.spec.obs_kind == "discrete" and self.config.obs_table == "auto":
+            # NOTE: without the table in the loss (n > minibatch, "auto"), a rollout step still
+            # has only n possible observations: one pass over all of them, then a gather per step.
+            table = self._feature_major(params, jnp.arange(self.spec.num_obs_categories, dtype=jnp.int32))
+        else:
             return params, self.apply
-        frozen = {"params": params["params"], "obs_table": self._table(params)}
+        frozen = {"params": params["params"], "obs_table": table}
 
         def lookup(frozen: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
             policy_table, value_table = frozen["obs_table"]
@@ -138,12 +147,16 @@ def make_setup(config: PPOConfig) -> TrainSetup:
     # The dense image encoder only flattens the image: the towers see a vector, with the same
     # parameters as for a "vector" observation of that size.
     flat = spec.obs_kind == "vector" or (spec.obs_kind == "image" and encoder == "dense")
+    obs_table = resolve_obs_table(config, spec)
+    # Discrete observations without the table (n > minibatch, or obs_table="off"): the one-hot
+    # first layer is a look-up of its kernel, then the feature-major towers (results version 2).
+    index = spec.obs_kind == "discrete" and not obs_table
     return TrainSetup(
         config=config,
         spec=spec,
         network=network,
-        obs_table=resolve_obs_table(config, spec),
-        feature_major=flat,
+        obs_table=obs_table,
+        feature_major=flat or index,
     )
 
 

@@ -75,11 +75,17 @@ def test_apply__vmapped_over_parameters_matches_per_run():
             np.testing.assert_allclose(g[i], w, rtol=1e-4, atol=1e-4)
 
 
-def test_setup__feature_major_for_vector_obs_only():
+def test_setup__feature_major_for_flat_obs_and_discrete_obs_without_the_table():
     cartpole = make_setup(PPOConfig(env_id="CartPole-v1"))
     assert cartpole.feature_major and not cartpole.obs_table
-    assert not make_setup(PPOConfig()).feature_major  # GridWorld: Discrete obs, the table
-    assert not make_setup(PPOConfig(obs_table="off")).feature_major  # one-hot per sample
+    grid = make_setup(PPOConfig())  # GridWorld: Discrete(16) obs, the table, ActorCritic.apply
+    assert grid.obs_table and not grid.feature_major
+    # Without the table, Discrete obs go feature-major, the first layer a row gather (version 2).
+    off = make_setup(PPOConfig(obs_table="off"))
+    assert off.feature_major and not off.obs_table
+    four_rooms = make_setup(PPOConfig(env_id="FourRooms-v0"))  # Discrete(169) > minibatch 128
+    assert four_rooms.feature_major and not four_rooms.obs_table
+    assert make_setup(PPOConfig(env_id="FourRooms-v0", num_envs=32)).obs_table  # minibatch 256
     assert make_setup(PPOConfig(env_kwargs={"obs": "onehot"})).feature_major
     # Images: the dense encoder only flattens them (feature-major); "embed" and "cnn" do not.
     assert make_setup(PPOConfig(env_id="Maze-9x9-v0")).feature_major  # encoder "auto" -> "dense"
@@ -138,3 +144,141 @@ def test_setup__dense_image_apply_value_loss_terms_and_gradient_match_the_networ
     for (path, w), g in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got), strict=True):
         assert np.abs(np.asarray(w)).max() > 0, path
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4, err_msg=jax.tree_util.keystr(path))
+
+
+def test_index_linear__forward_bitwise_the_one_hot_matmul_and_gradient_its_transpose():
+    """The row gather is exactly ``one_hot(index) @ kernel`` (one non-zero term per sum); its
+    kernel gradient is the scatter-add of ``g``'s rows, i.e. ``one_hot(index)^T g``."""
+    kernel = jax.random.normal(jax.random.PRNGKey(0), (11, 5))
+    bias = jax.random.normal(jax.random.PRNGKey(1), (5,))
+    index = jnp.array([3, 0, 10, 3, 7, 3, 1, 10], jnp.int32)  # repeats: the gradient must sum them
+    one_hot = jax.nn.one_hot(index, 11)
+    got = jax.jit(feature_major.index_linear)(kernel, bias, index)
+    assert got.shape == (5, 8) and got.dtype == jnp.float32
+    np.testing.assert_array_equal(got, (one_hot @ kernel + bias).T)  # bitwise
+    g = jax.random.normal(jax.random.PRNGKey(2), (5, 8))
+    grad_k, grad_b = jax.jit(jax.grad(lambda k, b: jnp.sum(feature_major.index_linear(k, b, index) * g),
+                                      argnums=(0, 1)))(kernel, bias)
+    np.testing.assert_allclose(grad_k, one_hot.T @ g.T, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(grad_k[3], g[:, 0] + g[:, 3] + g[:, 5], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(grad_k)[[2, 4, 5, 6, 8, 9]], 0.0)  # never observed: no gradient
+    np.testing.assert_allclose(grad_b, g.sum(1), rtol=1e-6)
+
+
+def _discrete_network(n: int, hidden: tuple[int, ...], activation: str = "tanh"):
+    return networks.ActorCritic(action_dim=4, discrete_actions=True, obs_kind="discrete",
+                                num_obs_categories=n, hidden_sizes=hidden, activation=activation)
+
+
+@pytest.mark.parametrize("hidden,activation", [((64, 64), "tanh"), ((16,), "relu"), ((), "tanh")])
+def test_apply__discrete_obs_same_outputs_and_gradients_as_actor_critic(hidden, activation):
+    net = _discrete_network(23, hidden, activation)
+    obs = jax.random.randint(jax.random.PRNGKey(3), (37,), 0, 23)
+    params = _perturbed_params(net, obs)
+    fm = jax.jit(lambda p, o, c: feature_major.apply(p, o, len(hidden), activation, c, 23), static_argnums=2)
+    want_pi, want_v = net.apply(params, obs)
+    got_pi, got_v = fm(params, obs, False)
+    assert got_pi.shape == (37, 4) and got_v.shape == (37,)
+    np.testing.assert_allclose(got_pi, want_pi, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fm(params, obs[:, None], True)[1], want_v, rtol=1e-5, atol=1e-5)
+
+    weights = jax.random.normal(jax.random.PRNGKey(4), (37, 5))
+
+    def loss(apply_fn):
+        def f(p):
+            pi, v = apply_fn(p)
+            return jnp.sum(pi * weights[:, :4]) + jnp.sum(jnp.tanh(v) * weights[:, 4])
+        return f
+
+    want = jax.grad(loss(lambda p: net.apply(p, obs)))(params)
+    got = jax.jit(jax.grad(loss(lambda p: feature_major.apply(p, obs, len(hidden), activation, False, 23))))(params)
+    for (path, w), g in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got), strict=True):
+        assert np.abs(np.asarray(w)).max() > 0, path
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5, err_msg=jax.tree_util.keystr(path))
+
+
+def test_apply__discrete_obs_vmapped_over_parameters_matches_per_run():
+    """``seed_batching="vmap"``: the row gather and its scatter-add gradient batch correctly."""
+    net = _discrete_network(30, (16, 16))
+    obs = jax.random.randint(jax.random.PRNGKey(0), (3, 24), 0, 30)  # each run its own batch
+    params = jax.vmap(lambda k, o: _perturbed_params(net, o, k))(jnp.arange(3), obs)
+
+    def loss(p, o):
+        pi, v = feature_major.apply(p, o, 2, "tanh", False, 30)
+        return jnp.sum(jax.nn.log_softmax(pi)[:, 0]) + jnp.sum(v**2)
+
+    batched = jax.jit(jax.vmap(jax.grad(loss)))(params, obs)
+    for i in range(3):
+        want = jax.grad(loss)(jax.tree.map(lambda x: x[i], params), obs[i])
+        for g, w in zip(jax.tree.leaves(batched), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(g[i], w, rtol=1e-4, atol=1e-5)
+
+
+def test_setup__four_rooms_apply_value_and_loss_gradient_match_the_network():
+    """FourRooms-v0 at PPOConfig's defaults (Discrete(169), no table): the trainer's functions
+    equal ``ActorCritic``'s one-hot network to float rounding (results version 2's change)."""
+    setup = make_setup(PPOConfig(env_id="FourRooms-v0"))
+    obs = jax.random.randint(jax.random.PRNGKey(1), (128,), 0, 169)
+    params = _perturbed_params(setup.network, obs)
+    want_pi, want_v = setup.network.apply(params, obs)
+    got_pi, got_v = jax.jit(setup.apply)(params, obs)
+    np.testing.assert_allclose(got_pi, want_pi, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(setup.value)(params, obs), want_v, rtol=1e-5, atol=1e-5)
+    action = jax.random.randint(jax.random.PRNGKey(2), (128,), 0, setup.spec.action_dim)
+
+    def loss(evaluate):
+        def f(p):
+            log_prob, entropy, value = evaluate(p)
+            return jnp.sum(log_prob) + 0.1 * jnp.sum(entropy) + jnp.sum(value**2)
+        return f
+
+    want = jax.grad(loss(lambda p: (
+        networks.log_prob(setup.network.apply(p, obs)[0], None, action, True),
+        networks.entropy(setup.network.apply(p, obs)[0], None, True),
+        setup.network.apply(p, obs)[1],
+    )))(params)
+    got = jax.jit(jax.grad(loss(lambda p: setup.evaluate_actions(p, obs, action))))(params)
+    for (path, w), g in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got), strict=True):
+        assert np.abs(np.asarray(w)).max() > 0, path
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4, err_msg=jax.tree_util.keystr(path))
+
+
+def test_setup__four_rooms_rollout_policy_is_a_table_of_every_observation():
+    """Without the loss's table, a rollout still looks its steps up in a table of the network on
+    all n observations (``rollout_policy``): the same outputs as ``apply`` to float rounding."""
+    setup = make_setup(PPOConfig(env_id="FourRooms-v0"))
+    obs = jax.random.randint(jax.random.PRNGKey(1), (50,), 0, 169)
+    params = _perturbed_params(setup.network, obs)
+    frozen, lookup = setup.rollout_policy(params)
+    policy_table, value_table = frozen["obs_table"]
+    assert policy_table.shape == (169, setup.spec.action_dim) and value_table.shape == (169,)
+    want_pi, want_v = setup.network.apply(params, obs)
+    got_pi, got_v = jax.jit(lookup)(frozen, obs)
+    np.testing.assert_allclose(got_pi, want_pi, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-5)
+    # obs_table="off" (once per sample) and CartPole (vector obs) keep the network itself.
+    off = make_setup(PPOConfig(env_id="FourRooms-v0", obs_table="off"))
+    same, apply = off.rollout_policy(params)
+    assert same is params and apply == off.apply
+    cartpole = make_setup(PPOConfig(env_id="CartPole-v1"))
+    same, apply = cartpole.rollout_policy(params)
+    assert same is params and apply == cartpole.apply
+
+
+def test_presets__every_discrete_preset_uses_the_table_so_results_version_2_leaves_it_unchanged():
+    """The README's claim: results version 2 (Discrete obs without the table go feature-major)
+    changes no preset's results, because every Discrete preset has n <= its minibatch size."""
+    from train.presets import PRESETS, preset_config
+
+    discrete = 0
+    for env_id in PRESETS:
+        config = preset_config(env_id)
+        if config.rnn_hidden_size:  # the recurrent policy has its own network
+            continue
+        setup = make_setup(config)
+        if setup.spec.obs_kind == "discrete":
+            discrete += 1
+            assert setup.obs_table and not setup.feature_major, env_id
+    assert discrete >= 7  # GridWorld, EmptyRoom, FrozenLake x2, CliffWalking x2, FourRooms
