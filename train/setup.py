@@ -149,7 +149,7 @@ def make_setup(config: PPOConfig) -> TrainSetup:
     flat = spec.obs_kind == "vector" or (spec.obs_kind == "image" and encoder == "dense")
     obs_table = resolve_obs_table(config, spec)
     # Discrete observations without the table (n > minibatch, or obs_table="off"): the one-hot
-    # first layer is a look-up of its kernel, then the feature-major towers (results version 2).
+    # first layer is a look-up of its kernel, then the feature-major towers (results version 3).
     index = spec.obs_kind == "discrete" and not obs_table
     return TrainSetup(
         config=config,

@@ -217,7 +217,7 @@ def test_apply__discrete_obs_vmapped_over_parameters_matches_per_run():
 
 def test_setup__four_rooms_apply_value_and_loss_gradient_match_the_network():
     """FourRooms-v0 at PPOConfig's defaults (Discrete(169), no table): the trainer's functions
-    equal ``ActorCritic``'s one-hot network to float rounding (results version 2's change)."""
+    equal ``ActorCritic``'s one-hot network to float rounding (results version 3's change)."""
     setup = make_setup(PPOConfig(env_id="FourRooms-v0"))
     obs = jax.random.randint(jax.random.PRNGKey(1), (128,), 0, 169)
     params = _perturbed_params(setup.network, obs)
@@ -267,8 +267,8 @@ def test_setup__four_rooms_rollout_policy_is_a_table_of_every_observation():
     assert same is params and apply == cartpole.apply
 
 
-def test_presets__every_discrete_preset_uses_the_table_so_results_version_2_leaves_it_unchanged():
-    """The README's claim: results version 2 (Discrete obs without the table go feature-major)
+def test_presets__every_discrete_preset_uses_the_table_so_results_version_3_leaves_it_unchanged():
+    """The README's claim: results version 3 (Discrete obs without the table go feature-major)
     changes no preset's results, because every Discrete preset has n <= its minibatch size."""
     from train.presets import PRESETS, preset_config
 
