@@ -6,17 +6,14 @@
 For each task: its preset (``train/presets.py``, the recurrent GRU policy) and the same config
 with ``rnn_hidden_size=0`` (the feedforward policy), each one ``train.train`` call over all seeds
 in one program (recurrent: the preset's ``seed_batching="vmap"``, which batches its many small
-sequential GRU steps over the seeds; feedforward: ``"map"``, its vmapped convolutions being slower
-on XLA:CPU). Reported per task and policy: the greedy evaluation after training over
+sequential GRU steps over the seeds; feedforward: ``"map"``, the CPU default). Reported per task and policy: the greedy evaluation after training over
 ``num_eval_envs`` fresh episodes per seed (TMaze-v0: success = (return + 1) / 2, the episode
 return being +1 at the goal and -1 in the lava), its IQM with a 95% stratified-bootstrap CI
 (``train.report``), every seed's score, the wall time of the whole call (compile + run), and the
 learning curves (mean training-episode return per update, IQM over seeds).
 
-The feedforward policy trains ``feedforward_updates`` updates only (its image encoder, two 3x3
-convolutions, costs ~10x the recurrent policy's update on XLA:CPU, where the GRU reads the
-flattened view); on ``TMaze-v0`` no memoryless policy can exceed success 1/2 whatever its budget
-(exact, ``tests/jaxgrid/test_tmaze.py``).
+The feedforward policy trains ``feedforward_updates`` updates only: on ``TMaze-v0`` no memoryless
+policy can exceed success 1/2 whatever its budget (exact, ``tests/jaxgrid/test_tmaze.py``).
 
 Throughput (skip with ``--no-throughput``): both policies at the TMaze-v0 preset's config, 1 seed,
 3 updates, compiled first, then timed alternately (``--repeats``, median), so the ratio is
@@ -46,8 +43,8 @@ from harness import RESULTS_DIR, machine_info, print_header, quick_out, save_fig
 SEEDS = tuple(range(16))
 # The tasks: each trains its preset (train/presets.py: the recurrent policy, rnn_hidden_size > 0)
 # and the same config with rnn_hidden_size=0 (the feedforward policy) for feedforward_updates
-# updates only (its conv encoder is ~10x slower per step on XLA:CPU; on TMaze-v0 no memoryless
-# policy exceeds success 1/2 whatever its budget: exact, tests/jaxgrid/test_tmaze.py).
+# updates only (on TMaze-v0 no memoryless policy exceeds success 1/2 whatever its budget: exact,
+# tests/jaxgrid/test_tmaze.py).
 TASKS = {
     "TMaze-v0": dict(
         feedforward_updates=4,
@@ -70,8 +67,8 @@ def task_configs(name: str, seeds: tuple[int, ...], quick: bool) -> dict:
     recurrent = preset_config(name, seeds=seeds, **(QUICK if quick else {}))
     assert recurrent.rnn_hidden_size > 0, f"the {name} preset should train the recurrent policy"
     updates = 4 if quick else TASKS[name]["feedforward_updates"]
-    # NOTE: "map" for the feedforward policy: its vmapped convolutions are several times slower
-    # on XLA:CPU than one seed after another; the recurrent preset vmaps its small GRU steps.
+    # NOTE: "map" for the feedforward policy (the CPU default: one seed after another is bitwise
+    # independent of the others); the recurrent preset vmaps its small GRU steps over the seeds.
     feedforward = recurrent.replace(
         rnn_hidden_size=0, seed_batching="map",
         total_timesteps=updates * recurrent.num_envs * recurrent.num_steps,
