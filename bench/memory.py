@@ -118,7 +118,7 @@ def _iqm_nan(values: np.ndarray) -> float | None:
     return iqm(values) if len(values) else None
 
 
-POLICIES = ("feedforward", "recurrent", "recurrent_bptt")
+POLICIES = ("feedforward", "recurrent", "recurrent_bptt", "feedforward_wide")
 
 
 def multiply_adds_per_sample(config, features: int) -> int:
@@ -134,11 +134,24 @@ def multiply_adds_per_sample(config, features: int) -> int:
     return towers(features) if H == 0 else 3 * H * (features + H) + towers(H)
 
 
+def equal_arithmetic_sizes(config, features: int) -> tuple[int, int]:
+    """``(h, h)``: the narrowest two-layer feedforward towers whose multiply-adds per sample reach
+    the recurrent network's of ``config`` (a control: a feedforward network doing the GRU policy's
+    arithmetic, to tell the cost of arithmetic from the cost of recurrence)."""
+    target = multiply_adds_per_sample(config, features)
+    width = 1
+    while multiply_adds_per_sample(config.replace(rnn_hidden_size=0, hidden_sizes=(width, width)), features) < target:
+        width += 1
+    return (width, width)
+
+
 def measure_throughput(quick: bool, repeats: int, updates: int) -> dict:
     """Env steps/s of both policies at the same config: the TMaze-v0 preset, one seed, ``updates``
     updates, every config compiled first, then timed alternately (median of ``repeats`` run
-    times). Three policies: feedforward, recurrent (BPTT through whole rollouts, the preset) and
-    recurrent with truncated BPTT (``bptt_length`` = num_steps / 8). Two observations: the
+    times). Four policies: feedforward, recurrent (BPTT through whole rollouts, the preset),
+    recurrent with truncated BPTT (``bptt_length`` = num_steps / 8) and, as a control, a
+    feedforward network as wide as makes its arithmetic the recurrent one's
+    (``equal_arithmetic_sizes``). Two observations: the
     preset's ``view`` 3x3 and ``obs="onehot"`` (both read the vector through dense layers), each
     with the per-sample multiply-adds of both networks (``multiply_adds_per_sample``)."""
     import jaxgrid
@@ -146,10 +159,15 @@ def measure_throughput(quick: bool, repeats: int, updates: int) -> dict:
 
     base = task_configs("TMaze-v0", (0,), quick)["recurrent"]
     base = base.replace(total_timesteps=base.num_envs * base.num_steps * updates)
-    changes = {"feedforward": dict(rnn_hidden_size=0), "recurrent": {},
-               "recurrent_bptt": dict(bptt_length=base.num_steps // 8)}
-    configs = {}
+    configs, features = {}, {}
     for obs, env_kwargs in (("view", {}), ("onehot", {"obs": "onehot"})):
+        env, params = jaxgrid.make("TMaze-v0", **env_kwargs)
+        space = env.observation_space(params)
+        features[obs] = int(np.prod(space.shape)) if space.shape else int(space.n)
+        changes = {"feedforward": dict(rnn_hidden_size=0), "recurrent": {},
+                   "recurrent_bptt": dict(bptt_length=base.num_steps // 8),
+                   "feedforward_wide": dict(rnn_hidden_size=0,
+                                            hidden_sizes=equal_arithmetic_sizes(base, features[obs]))}
         for policy in POLICIES:
             configs[obs, policy] = base.replace(env_kwargs=env_kwargs, **changes[policy])
     compile_s = {k: train(c).compile_seconds for k, c in configs.items()}
@@ -162,19 +180,18 @@ def measure_throughput(quick: bool, repeats: int, updates: int) -> dict:
     steps = base.env_steps_per_seed
     out: dict = {"env_steps": steps, "updates": updates, "repeats": repeats, "loadavg_before_after": load,
                  "config": {k: v for k, v in vars(base).items() if k not in ("seeds", "sweep")},
-                 "bptt_length": changes["recurrent_bptt"]["bptt_length"]}
+                 "bptt_length": configs["view", "recurrent_bptt"].bptt_length}
     for obs in ("view", "onehot"):
-        env, params = jaxgrid.make("TMaze-v0", **configs[obs, "recurrent"].env_kwargs)
-        space = env.observation_space(params)
-        features = int(np.prod(space.shape)) if space.shape else int(space.n)
         row = {p: {"compile_s": compile_s[obs, p], "runs_s": runs[obs, p],
                    "run_s": statistics.median(runs[obs, p]),
                    "steps_per_s": steps / statistics.median(runs[obs, p]),
-                   "multiply_adds_per_sample": multiply_adds_per_sample(configs[obs, p], features)}
+                   "multiply_adds_per_sample": multiply_adds_per_sample(configs[obs, p], features[obs]),
+                   "hidden_sizes": list(configs[obs, p].hidden_sizes)}
                for p in POLICIES}
         ff = row["feedforward"]["steps_per_s"]
         row["ratio_recurrent_over_feedforward"] = row["recurrent"]["steps_per_s"] / ff
         row["ratio_recurrent_bptt_over_feedforward"] = row["recurrent_bptt"]["steps_per_s"] / ff
+        row["ratio_feedforward_wide_over_feedforward"] = row["feedforward_wide"]["steps_per_s"] / ff
         row["arithmetic_ratio_recurrent_over_feedforward"] = (
             row["recurrent"]["multiply_adds_per_sample"] / row["feedforward"]["multiply_adds_per_sample"])
         out[obs] = row
@@ -182,7 +199,9 @@ def measure_throughput(quick: bool, repeats: int, updates: int) -> dict:
               f"{ff:.0f}, recurrent {row['recurrent']['steps_per_s']:.0f} (ratio "
               f"{row['ratio_recurrent_over_feedforward']:.2f}), truncated BPTT "
               f"{row['recurrent_bptt']['steps_per_s']:.0f} (ratio "
-              f"{row['ratio_recurrent_bptt_over_feedforward']:.2f}) env steps/s; multiply-adds per "
+              f"{row['ratio_recurrent_bptt_over_feedforward']:.2f}), feedforward of the recurrent "
+              f"arithmetic {row['feedforward_wide']['steps_per_s']:.0f} (ratio "
+              f"{row['ratio_feedforward_wide_over_feedforward']:.2f}) env steps/s; multiply-adds per "
               f"sample {row['arithmetic_ratio_recurrent_over_feedforward']:.1f}x  load {load}", flush=True)
     return out
 
@@ -194,17 +213,19 @@ def plot_throughput(throughput: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = {"feedforward": "feedforward", "recurrent": "recurrent",
+              "recurrent_bptt": f"recurrent, bptt_length {throughput['bptt_length']}",
+              "feedforward_wide": "feedforward, the recurrent arithmetic"}
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, obs in enumerate(("view", "onehot")):
         row = throughput[obs]
         for j, policy in enumerate(POLICIES):
-            ax.bar(i * 4 + j, row[policy]["steps_per_s"], color=f"C{j}",
-                   label=policy.replace("_bptt", f", bptt_length {throughput['bptt_length']}") if i == 0 else None)
+            ax.bar(i * 5 + j, row[policy]["steps_per_s"], color=f"C{j}", label=labels[policy] if i == 0 else None)
         top = max(row[p]["steps_per_s"] for p in POLICIES)
-        ax.text(i * 4 + 1, top, f"ratio {row['ratio_recurrent_over_feedforward']:.2f}\n"
+        ax.text(i * 5 + 1.5, top, f"ratio {row['ratio_recurrent_over_feedforward']:.2f}\n"
                 f"arithmetic {row['arithmetic_ratio_recurrent_over_feedforward']:.1f}x",
                 ha="center", va="bottom")
-    ax.set_xticks([1, 5], ["TMaze-v0 view 3x3", "TMaze-v0 onehot"])
+    ax.set_xticks([1.5, 6.5], ["TMaze-v0 view 3x3", "TMaze-v0 onehot"])
     ax.set_ylabel("env steps/s (1 seed, median)")
     ax.set_title("recurrent vs feedforward at the TMaze-v0 preset config")
     ax.legend()

@@ -46,6 +46,10 @@ def test_memory_quick__both_policies_scored_timed_and_written(tmp_path):
         assert macs["recurrent"] == macs["recurrent_bptt"] > 0 and macs["feedforward"] > 0
         assert row["arithmetic_ratio_recurrent_over_feedforward"] == pytest.approx(
             macs["recurrent"] / macs["feedforward"])
+        wide = row["feedforward_wide"]
+        assert wide["multiply_adds_per_sample"] >= macs["recurrent"]
+        assert row["ratio_feedforward_wide_over_feedforward"] == pytest.approx(
+            wide["steps_per_s"] / row["feedforward"]["steps_per_s"])
     assert payload["throughput"]["bptt_length"] == 2  # the quick config's 16 steps / 8
     assert out.with_suffix(".png").stat().st_size > 1000
 
@@ -56,7 +60,7 @@ def test_multiply_adds_per_sample__counted_by_hand():
     and the 64-wide hidden state, 3 x 64 x (27 + 64), then the towers from 64 wide."""
     sys.path.insert(0, str(BENCH))
     try:
-        from memory import multiply_adds_per_sample
+        from memory import equal_arithmetic_sizes, multiply_adds_per_sample
     finally:
         sys.path.remove(str(BENCH))
     from train import PPOConfig
@@ -64,3 +68,7 @@ def test_multiply_adds_per_sample__counted_by_hand():
     config = PPOConfig(env_id="TMaze-v0", hidden_sizes=(64,), rnn_hidden_size=64)
     assert multiply_adds_per_sample(config.replace(rnn_hidden_size=0), 27) == 2 * 27 * 64 + 64 * 5
     assert multiply_adds_per_sample(config, 27) == 3 * 64 * (27 + 64) + 2 * 64 * 64 + 64 * 5
+    # The control: the narrowest (h, h) towers with at least the recurrent network's arithmetic.
+    h, h2 = equal_arithmetic_sizes(config, 27)
+    towers = lambda w: 2 * (27 * w + w * w) + w * 5  # noqa: E731
+    assert h == h2 and towers(h) >= 25984 > towers(h - 1)
