@@ -61,7 +61,8 @@ def _gridworld_4x4(**overrides: Any):
 def _gridworld_custom(layout: Layout | str | None = None, **overrides: Any):
     if layout is None:
         raise ValueError(
-            "GridWorld-v0 needs a layout: make('GridWorld-v0', layout=TEXT_MAP) "
+            "GridWorld-v0 needs a layout: make('GridWorld-v0', layout=TEXT_MAP), or on the command "
+            "line --layout FILE (or an inline map, e.g. --layout 'S.#\\n..G') "
             "(alphabet: # wall, . floor, S start, G goal, L lava)"
         )
     return make_grid("GridWorld-v0", layout, overrides)

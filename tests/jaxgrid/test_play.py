@@ -171,3 +171,20 @@ def test_play_widget__arrow_keys_in_a_pseudo_terminal():
     assert returncode == 0
     assert b"terminated=True" in out and b"+0.80" in out
     assert b"final_obs=15" in out
+
+
+@pytest.mark.timeout(300)
+def test_readme__every_non_interactive_play_command_runs_as_written():
+    """The README's ``jaxgrid play ... --policy ...`` commands (no terminal needed) run verbatim:
+    exit 0 and print steps (the inline-map example included)."""
+    import shlex
+
+    repo = Path(__file__).resolve().parents[2]
+    lines = re.findall(r"^jaxgrid play .*--policy.*$", (repo / "README.md").read_text(), flags=re.M)
+    assert len(lines) >= 2, lines
+    for line in lines:
+        argv = shlex.split(line.split("  #")[0])
+        proc = subprocess.run([sys.executable, "-m", "jaxgrid.cli", *argv[1:]], capture_output=True, text=True,
+                              timeout=120, cwd=repo, env={**os.environ, "TERM": "dumb"})
+        assert proc.returncode == 0, (line, proc.stderr[-1500:])
+        assert "action=" in proc.stdout, (line, proc.stdout[-500:])
