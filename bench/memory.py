@@ -22,7 +22,8 @@ measured side by side under the same load; the recurrent one also with truncated
 dense encoder for both: the GRU's own cost), beside each network's multiply-adds per sample. The
 machine is shared: the load average is recorded before and after.
 
-Writes ``results/memory.json`` and ``results/memory.png`` (``--out`` to change).
+Writes ``results/memory.json`` and ``results/memory.png`` (``--out`` to change; the committed
+results are ``memory_tmaze``, ``memory_fourrooms`` and ``memory_throughput``, one ``--tasks`` each).
 """
 
 from __future__ import annotations

@@ -121,9 +121,11 @@ def key_bits(key: jax.Array) -> jax.Array:
 
 
 def key_word_bits(key: jax.Array) -> jax.Array:
-    """() uint32 hashed from a threefry key's own two words: ``hash_draw(words, 0)`` (two MurmurHash3
+    """() uint32 hashed from a threefry key's own two words: ``hash_draw(words, 1)`` (two MurmurHash3
     finalisers, a dozen integer ops), for a raw ``[2] uint32`` or typed threefry key; for another
-    PRNG, ``jax.random.bits(key, (), jnp.uint32)``.
+    PRNG, ``jax.random.bits(key, (), jnp.uint32)``. Counter 1, not 0: the finaliser maps 0 to 0, so
+    counter 0 hashed the all-zero key ``PRNGKey(0)``, the first key a user types, to the word 0
+    (a slip on every step, always to the same side).
 
     NOTE: not a ``jax.random`` draw. The words of a key that ``jax.random.split``/``fold_in`` made are
     already Threefry outputs (uniform bits), and the finalisers spread even a hand-made key such as
@@ -135,7 +137,7 @@ def key_word_bits(key: jax.Array) -> jax.Array:
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         words = jax.random.key_data(key) if str(jax.random.key_impl(key)) == "threefry2x32" else None
     if words is not None and words.dtype == jnp.uint32 and words.shape == (2,):
-        return hash_draw(words, jnp.uint32(0))
+        return hash_draw(words, jnp.uint32(1))
     return jax.random.bits(key, (), jnp.uint32)
 
 

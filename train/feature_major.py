@@ -25,7 +25,7 @@ observations without the observation table (``num_categories``: the first layer 
 scatter-add gradient); the observation table and the ``"embed"``/``"cnn"`` image encoders keep
 ``ActorCritic.apply``. NOTE: on FourRooms-v0 (``Discrete(169)``, PPOConfig defaults: no table)
 this made training ~2x faster than ``ActorCritic``'s one-hot einsum, whose weight gradients left
-the fast dot kernels (``bench/encoders.py``; README "Results versions": version 2).
+the fast dot kernels (``bench/encoders.py``; README "Results versions": version 3).
 """
 
 from __future__ import annotations

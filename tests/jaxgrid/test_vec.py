@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxgrid
-from jaxgrid import vec
+from jaxgrid import generators, vec
 from tests.conftest import run_python
 
 TEXT_MAP = "S..#\n.#..\n...G"
@@ -387,3 +387,16 @@ def test_random_goal_env__bitwise_the_procedural_env_with_its_generator(obs, vie
     goal = np.asarray(state_new.cell_kind).argmax(axis=1)  # GOAL (2) is the largest kind here
     np.testing.assert_array_equal(np.asarray(state_new.goal_cell), goal)
     assert int(ys_new[2].sum()) + int(ys_new[3].sum()) > 100  # many resets exercised
+
+
+def test_draw_slip__the_all_zero_key_is_not_special():
+    """``PRNGKey(0)`` = (0, 0), the first key a user types: with slip_prob 0.1 its step must not
+    slip (the word it hashes to is not 0, which a finaliser of 0 would give: every step a slip, to
+    the same side), and the small hand-made keys ``PRNGKey(0..15)`` do not all draw the same."""
+    env, params = jaxgrid.make("FrozenLake-v1", slip_prob=0.1)
+    assert int(generators.key_word_bits(jax.random.PRNGKey(0))) != 0
+    assert int(generators.key_word_bits(jax.random.key(0))) == int(generators.key_word_bits(jax.random.PRNGKey(0)))
+    slip, _ = env.draw_slip(jax.random.PRNGKey(0), params)
+    assert not bool(slip)
+    words = {int(generators.key_word_bits(jax.random.PRNGKey(s))) for s in range(16)}
+    assert len(words) == 16

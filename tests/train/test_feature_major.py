@@ -80,7 +80,7 @@ def test_setup__feature_major_for_flat_obs_and_discrete_obs_without_the_table():
     assert cartpole.feature_major and not cartpole.obs_table
     grid = make_setup(PPOConfig())  # GridWorld: Discrete(16) obs, the table, ActorCritic.apply
     assert grid.obs_table and not grid.feature_major
-    # Without the table, Discrete obs go feature-major, the first layer a row gather (version 2).
+    # Without the table, Discrete obs go feature-major, the first layer a row gather (results version 3).
     off = make_setup(PPOConfig(obs_table="off"))
     assert off.feature_major and not off.obs_table
     four_rooms = make_setup(PPOConfig(env_id="FourRooms-v0"))  # Discrete(169) > minibatch 128

@@ -137,6 +137,20 @@ def test_bptt_length__num_steps_is_bitwise_whole_rollouts_and_shorter_sequences_
     assert not np.array_equal(loss[0], reference.metrics["value_loss"])
 
 
+@pytest.mark.timeout(300)
+def test_bptt_length__each_sequence_reruns_from_the_hidden_state_stored_at_its_start():
+    """Truncated BPTT's wiring in the trainer: with one epoch of one minibatch and a learning rate
+    of 1e-12, the loss re-runs every 4-step sequence (episodes of up to 8 steps cross the sequence
+    boundaries) at the rollout's own parameters, so the re-run reproduces the rollout's
+    log-probabilities exactly: approx KL and clip fraction 0. A sequence started from any other
+    hidden state (e.g. zeros, or its chunk's first state) gives a KL > 0 (1.5e-7 with zeros)."""
+    config = TINY.replace(bptt_length=4, num_minibatches=1, update_epochs=1, learning_rate=1e-12,
+                          total_timesteps=8 * 16 * 3)
+    result = train(config)
+    assert np.all(np.asarray(result.metrics["approx_kl"]) == 0.0), result.metrics["approx_kl"]
+    assert np.all(np.asarray(result.metrics["clip_fraction"]) == 0.0)
+
+
 def _init_and_update(config: PPOConfig):
     trainer = make_train(config)
     hp = make_hparams(config)
