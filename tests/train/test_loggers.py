@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -204,10 +205,15 @@ def wandb_offline_run(root: Path) -> tuple[dict, dict, dict[int, dict]]:
     files = glob.glob(str(root / "**" / "offline-run-*" / "run-*.wandb"), recursive=True)
     assert len(files) == 1, files
     run, config, history = {}, {}, {}
-    for record in read_wandb_records(files[0]):
+    records = read_wandb_records(files[0])
+    kinds = {}
+    for record in records:  # what the file holds, for the failure message
+        kinds[record.WhichOneof("record_type")] = kinds.get(record.WhichOneof("record_type"), 0) + 1
+    run["_kinds"] = kinds
+    for record in records:
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run = {"group": record.run.run_group, "name": record.run.display_name, "project": record.run.project}
+            run.update(group=record.run.run_group, name=record.run.display_name, project=record.run.project)
             config.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
         elif kind == "config":
             config.update({i.key: json.loads(i.value_json) for i in record.config.update})
@@ -228,7 +234,8 @@ def test_wandb_logger__offline_run_holds_the_config_and_every_metric(tmp_path, m
         logger.log_chunk(chunk)
     logger.close()
     run, config, history = wandb_offline_run(tmp_path)
-    assert run == {"group": "unit-group", "name": "unit", "project": "jaxgrid-tests"}
+    kinds = run.pop("_kinds")  # record kinds in the offline file (W&B writes it from its service process)
+    assert run == {"group": "unit-group", "name": "unit", "project": "jaxgrid-tests"}, (kinds, os.listdir(tmp_path))
     assert config["lr"] == 0.1 and config["seeds"] == list(SEEDS) and config["config_labels"] == list(LABELS)
     assert sorted(history) == [1, 2, 3, 4, 5]
     for u in range(1, 6):
