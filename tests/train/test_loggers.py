@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import run_python
+
 from train import PPOConfig, loggers
 from train.loggers import Chunk, RunInfo
 
@@ -223,16 +225,30 @@ def wandb_offline_run(root: Path) -> tuple[dict, dict, dict[int, dict]]:
     return run, config, history
 
 
-@pytest.mark.timeout(120)
-def test_wandb_logger__offline_run_holds_the_config_and_every_metric(tmp_path, monkeypatch):
+# The logger's whole run in a fresh interpreter: W&B keeps one service process per Python process,
+# and in the full suite (CI, 700 tests before it in one process) the offline file came out empty
+# twice, while the same test passed alone and beside every test file it follows.
+_WANDB_RUN = """
+import sys
+from pathlib import Path
+from tests.train.test_loggers import chunks, run_info
+from train import loggers
+logger = loggers.make_trackers(["wandb"], wandb_project="jaxgrid-tests", wandb_group="unit-group")[0]
+logger.start(run_info(Path({root!r})))
+for chunk in chunks():
+    logger.log_chunk(chunk)
+logger.close()
+print("LOGGED")
+"""
+
+
+@pytest.mark.timeout(180)
+def test_wandb_logger__offline_run_holds_the_config_and_every_metric(tmp_path):
     pytest.importorskip("wandb", reason="the test extra installs wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    logger = loggers.make_trackers(["wandb"], wandb_project="jaxgrid-tests", wandb_group="unit-group")[0]
-    logger.start(run_info(tmp_path))
-    for chunk in chunks():
-        logger.log_chunk(chunk)
-    logger.close()
+    repo = Path(__file__).resolve().parents[2]
+    out = run_python(_WANDB_RUN.format(root=str(tmp_path)), timeout=170,
+                     env={"WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(repo)})
+    assert "LOGGED" in out
     run, config, history = wandb_offline_run(tmp_path)
     kinds = run.pop("_kinds")  # record kinds in the offline file (W&B writes it from its service process)
     assert run == {"group": "unit-group", "name": "unit", "project": "jaxgrid-tests"}, (kinds, os.listdir(tmp_path))
