@@ -46,8 +46,12 @@ WALL_LIMIT_S = 600.0  # compile + training, all seeds
 QUICK_IDS = ("GridWorld-4x4-v0", "CliffWalking-v1", "EmptyRoom-v0", "FrozenLake-v1")
 
 
-def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num_devices: int) -> dict[str, Any]:
-    """Trains ``env_id``'s preset on ``num_seeds`` seeds in ``points`` chunks; returns its row."""
+def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num_devices: int,
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Trains ``env_id``'s preset on ``num_seeds`` seeds in ``points`` chunks; returns its row.
+
+    ``extra``: PPOConfig fields set on top of the preset (``--set``), recorded in the row.
+    """
     import jax
 
     from train import presets, report
@@ -58,7 +62,7 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
     from train.rollout import evaluation_budget
 
     overrides = presets.preset_overrides(env_id)
-    config = presets.preset_config(env_id, seeds=tuple(range(num_seeds)))
+    config = presets.preset_config(env_id, seeds=tuple(range(num_seeds)), **(extra or {}))
     if budget_scale != 1.0:
         steps = max(config.batch_size, int(config.total_timesteps * budget_scale))
         config = config.replace(total_timesteps=steps)
@@ -124,6 +128,7 @@ def solve_env(env_id: str, num_seeds: int, points: int, budget_scale: float, num
         "measured": {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      "loadavg_1_5_15min": list(os.getloadavg()), "num_devices": num_devices},
         "preset": overrides,
+        "set": dict(extra or {}),
         "config": {k: getattr(config, k) for k in ("total_timesteps", "num_envs", "num_steps", "learning_rate",
                                                     "gamma", "ent_coef", "hidden_sizes")},
         "seeds": list(config.seeds),
@@ -218,6 +223,29 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def parse_sets(parser: argparse.ArgumentParser, sets: list[str]) -> dict[str, Any]:
+    """``--set FIELD=JSON`` pairs as a dict; an unknown field or bad JSON is a parser error."""
+    import dataclasses
+    import json
+
+    from train.config import PPOConfig
+
+    fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    extra: dict[str, Any] = {}
+    for item in sets:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected FIELD=JSON")
+        if name not in fields:
+            parser.error(f"--set {name}: not a PPOConfig field; fields: {', '.join(sorted(fields))}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as e:
+            parser.error(f"--set {name}: value {raw!r} is not JSON ({e.msg})")
+        extra[name] = tuple(value) if isinstance(value, list) else value
+    return extra
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env-ids", nargs="+", default=None, help="ids to solve (default: every preset id)")
@@ -229,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "solve.json")
     parser.add_argument("--merge", action="store_true",
                         help="keep the rows of --out for ids not run now (replace those run)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=JSON",
+                        help="a PPOConfig field on top of each preset, its value as JSON, e.g. "
+                             "--set ent_coef=0.03 --set 'env_kwargs={\"obs\": \"view\", \"view_size\": 9}' "
+                             "(repeatable; recorded in each row's \"set\")")
     args = parser.parse_args(argv)
+    extra = parse_sets(parser, args.sets)
     args.out = harness.quick_out(args.out, args.quick, parser.get_default("out"))  # never over bench/results
 
     import jax
@@ -252,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = []
     for env_id in ids:
-        row = solve_env(env_id, seeds, points, scale, num_devices)
+        row = solve_env(env_id, seeds, points, scale, num_devices, extra)
         g = row["greedy"]
         print(f"{env_id}: greedy fraction of optimum IQM {g['iqm']:.3f} [{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}], "
               f"min {g['min']:.3f}, per seed {np.round(g['fraction'], 3).tolist()}; "

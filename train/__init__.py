@@ -4,11 +4,18 @@
     result = train(PPOConfig(env_id="GridWorld-4x4-v0", seeds=(0, 1, 2, 3)))
 
 Imports are lazy so that ``train.cli`` can configure jax's devices before jax is imported.
+Importing ``train`` adds the XLA:CPU flags of ``train.xla_flags`` to ``XLA_FLAGS`` (a schedule
+option that keeps this trainer's programs from running 4-7x slower on some calls on a 2-core CPU;
+results are bitwise the same), unless ``XLA_FLAGS`` already names them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from train.xla_flags import configure_xla_cpu
+
+configure_xla_cpu()
 
 if TYPE_CHECKING:
     from train.config import PPOConfig

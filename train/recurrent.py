@@ -495,9 +495,6 @@ class HostGreedyPolicy:
 
 
 # --------------------------------------------------------------------------------------------
-# A reference wiring of one recurrent PPO update (what the trainer does with these pieces)
-# --------------------------------------------------------------------------------------------
-# --------------------------------------------------------------------------------------------
 # The trainer's recurrent policy (``PPOConfig.rnn_hidden_size > 0``): per-run init, update and
 # evaluation with ``train.ppo``'s signatures, which ``ppo.make_train`` dispatches to
 # --------------------------------------------------------------------------------------------

@@ -215,12 +215,19 @@ def test_apply__discrete_obs_vmapped_over_parameters_matches_per_run():
             np.testing.assert_allclose(g[i], w, rtol=1e-4, atol=1e-5)
 
 
-def test_setup__four_rooms_apply_value_and_loss_gradient_match_the_network():
-    """FourRooms-v0 at PPOConfig's defaults (Discrete(169), no table): the trainer's functions
-    equal ``ActorCritic``'s one-hot network to float rounding (results version 3's change)."""
+@pytest.fixture(scope="module")
+def four_rooms():
+    """FourRooms-v0 at PPOConfig's defaults (Discrete(169), no loss table): its setup, a batch of
+    128 observations and perturbed network parameters."""
     setup = make_setup(PPOConfig(env_id="FourRooms-v0"))
     obs = jax.random.randint(jax.random.PRNGKey(1), (128,), 0, 169)
-    params = _perturbed_params(setup.network, obs)
+    return setup, obs, _perturbed_params(setup.network, obs)
+
+
+def test_setup__four_rooms_apply_value_and_loss_gradient_match_the_network(four_rooms):
+    """FourRooms-v0 at PPOConfig's defaults (Discrete(169), no table): the trainer's functions
+    equal ``ActorCritic``'s one-hot network to float rounding (results version 3's change)."""
+    setup, obs, params = four_rooms
     want_pi, want_v = setup.network.apply(params, obs)
     got_pi, got_v = jax.jit(setup.apply)(params, obs)
     np.testing.assert_allclose(got_pi, want_pi, rtol=1e-5, atol=1e-5)
@@ -245,12 +252,10 @@ def test_setup__four_rooms_apply_value_and_loss_gradient_match_the_network():
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4, err_msg=jax.tree_util.keystr(path))
 
 
-def test_setup__four_rooms_rollout_policy_is_a_table_of_every_observation():
+def test_setup__four_rooms_rollout_policy_is_a_table_of_every_observation(four_rooms):
     """Without the loss's table, a rollout still looks its steps up in a table of the network on
     all n observations (``rollout_policy``): the same outputs as ``apply`` to float rounding."""
-    setup = make_setup(PPOConfig(env_id="FourRooms-v0"))
-    obs = jax.random.randint(jax.random.PRNGKey(1), (50,), 0, 169)
-    params = _perturbed_params(setup.network, obs)
+    setup, obs, params = four_rooms
     frozen, lookup = setup.rollout_policy(params)
     policy_table, value_table = frozen["obs_table"]
     assert policy_table.shape == (169, setup.spec.action_dim) and value_table.shape == (169,)

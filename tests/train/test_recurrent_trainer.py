@@ -124,14 +124,7 @@ def test_bptt_length__num_steps_is_bitwise_whole_rollouts_and_shorter_sequences_
     """``bptt_length=num_steps`` is the whole-rollout BPTT (``None``) bitwise; shorter sequences
     give another (finite) training, chunked into several calls bitwise as one."""
     assert_same_training(train(TINY.replace(bptt_length=TINY.num_steps)), reference)
-    short = TINY.replace(bptt_length=4, num_minibatches=4)
-    trainer, hp, state, run = _init_and_update(short)
-    with rng_config():
-        whole, m_whole = run(state, hp, short.num_updates)
-        half, m_a = run(state, hp, 1)
-        half, m_b = run(half, hp, short.num_updates - 1)
-    for x, y in zip(_leaves(whole), _leaves(half), strict=True):
-        np.testing.assert_array_equal(x, y)
+    whole, m_whole = _assert_chunked_equals_whole(TINY.replace(bptt_length=4, num_minibatches=4))
     loss = np.asarray(m_whole["value_loss"])
     assert np.isfinite(loss).all()
     assert not np.array_equal(loss[0], reference.metrics["value_loss"])
@@ -158,6 +151,22 @@ def _init_and_update(config: PPOConfig):
         state = jax.jit(trainer.init)(seed_keys(config.seeds))
         run = jax.jit(trainer.run_updates, static_argnums=2)
     return trainer, hp, state, run
+
+
+def _assert_chunked_equals_whole(config: PPOConfig):
+    """Runs ``config``'s updates as one call and as two chunks (1, then the rest); asserts the
+    final states and the per-update metrics are bitwise equal; returns the one call's result."""
+    trainer, hp, state, run = _init_and_update(config)
+    with rng_config():
+        whole, m_whole = run(state, hp, config.num_updates)
+        half, m_a = run(state, hp, 1)
+        half, m_b = run(half, hp, config.num_updates - 1)
+    for x, y in zip(_leaves(whole), _leaves(half), strict=True):
+        np.testing.assert_array_equal(x, y)
+    for k in m_whole:
+        np.testing.assert_array_equal(
+            np.asarray(m_whole[k]), np.concatenate([m_a[k], m_b[k]], axis=-1), err_msg=k)
+    return whole, m_whole
 
 
 @pytest.mark.timeout(300)
@@ -187,16 +196,7 @@ def test_hidden_state__reset_at_episode_starts_in_the_trainer():
 
 @pytest.mark.timeout(300)
 def test_run_updates__chunked_equals_one_call_bitwise(reference):
-    trainer, hp, state, run = _init_and_update(TINY)
-    with rng_config():
-        whole, m_whole = run(state, hp, TINY.num_updates)
-        half, m_a = run(state, hp, 1)
-        half, m_b = run(half, hp, TINY.num_updates - 1)
-    for x, y in zip(_leaves(whole), _leaves(half), strict=True):
-        np.testing.assert_array_equal(x, y)
-    for k in m_whole:
-        np.testing.assert_array_equal(
-            np.asarray(m_whole[k]), np.concatenate([m_a[k], m_b[k]], axis=-1), err_msg=k)
+    whole, m_whole = _assert_chunked_equals_whole(TINY)
     # ... and the one-program ``train`` is the same run.
     np.testing.assert_array_equal(np.asarray(m_whole["value_loss"])[0], reference.metrics["value_loss"])
     assert type(whole.env).__name__ == "RecurrentCarry" and whole.env.hidden.shape == (1, 2, 8, 8)
