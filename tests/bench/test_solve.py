@@ -19,13 +19,14 @@ def test_solve_quick__gridworld_reaches_the_optimum_and_results_are_written(tmp_
     out = tmp_path / "solve.json"
     proc = subprocess.run(
         [sys.executable, str(BENCH / "solve.py"), "--quick", "--env-ids", "GridWorld-4x4-v0",
-         "--seeds", "4", "--points", "3", "--devices", "1", "--out", str(out)],
+         "--seeds", "4", "--points", "3", "--devices", "1", "--out", str(out), "--set", "eval_episodes=8"],
         capture_output=True, text=True, timeout=540,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload = json.loads(out.read_text())
     (row,) = payload["rows"]
     assert row["env_id"] == "GridWorld-4x4-v0" and row["seeds"] == [0, 1, 2, 3]
+    assert row["set"] == {"eval_episodes": 8} and row["eval_episodes"] == 8  # --set on top of the preset
     assert row["optimum"]["expected_return"] == pytest.approx(0.8, abs=1e-6)
     # 1/8 of the preset's 16,384 steps: the defaults solve the 4x4 grid in a few thousand
     assert row["env_steps_per_seed"] == 2048
@@ -45,3 +46,14 @@ def test_solve__unknown_id_is_refused():
     proc = subprocess.run([sys.executable, str(BENCH / "solve.py"), "--env-ids", "GridWorld-v0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no preset for GridWorld-v0" in proc.stderr
+
+
+@pytest.mark.parametrize("item,message", [
+    ("ent_coeff=0.1", "--set ent_coeff: not a PPOConfig field; fields:"),
+    ("ent_coef", "--set 'ent_coef': expected FIELD=JSON"),
+    ("env_kwargs={obs: view}", "--set env_kwargs: value '{obs: view}' is not JSON"),
+])
+def test_solve__bad_set_is_refused_before_training(item, message):
+    proc = subprocess.run([sys.executable, str(BENCH / "solve.py"), "--env-ids", "GridWorld-4x4-v0",
+                           "--set", item], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
