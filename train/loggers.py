@@ -432,18 +432,26 @@ class ProgressBarLogger:
     (``bar(update_index, env_steps, episode_return [G, S])``) for the single fused program of
     ``train.train``, which calls it from inside the program.
 
+    The time left (``eta``) is the updates left at the rate since the first report: tqdm's own
+    estimate would count the first chunk, which includes the compile (seconds to minutes), as
+    training time. ``-`` until a second report gives a rate.
+
     Args:
         num_updates: updates of the run.
         runs: configs x seeds (env steps advance this many times faster than one run's).
+        clock: seconds, monotonic (``time.perf_counter``; a fake one in tests).
     """
 
-    def __init__(self, num_updates: int, runs: int):
+    def __init__(self, num_updates: int, runs: int, clock: Callable[[], float] = time.perf_counter):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=num_updates, unit="upd", mininterval=0.25, file=sys.stderr)
+        self.bar = tqdm(total=num_updates, unit="upd", mininterval=0.25, file=sys.stderr,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         self.runs = runs
+        self.clock = clock
         self.start_time: float | None = None
         self.start_steps = 0
+        self.start_updates = 0
         self.last_return = float("nan")
 
     def start(self, run: RunInfo) -> None:
@@ -453,21 +461,27 @@ class ProgressBarLogger:
         self(chunk.end - 1, int(chunk.env_steps[-1]), chunk.metrics["episode_return"][..., -1])
 
     def __call__(self, index: Any, env_steps: Any, episode_return: Any) -> None:
-        now = time.perf_counter()
-        steps = int(env_steps) * self.runs
+        from tqdm import tqdm
+
+        now = self.clock()
+        steps, done = int(env_steps) * self.runs, int(index) + 1
         if self.start_time is None:
-            self.start_time, self.start_steps = now, steps
+            self.start_time, self.start_steps, self.start_updates = now, steps, done
         returns = np.asarray(episode_return)
         if np.isfinite(returns).any():
             self.last_return = float(np.nanmean(returns))
-        # The rate is measured from the first report on (its chunk includes the compile): none yet
+        # Rates are measured from the first report on (its chunk includes the compile): none yet
         # at the first. The postfix is set before the update, which draws it (else it lags a chunk).
-        rate = (steps - self.start_steps) / max(now - self.start_time, 1e-9)
-        self.bar.set_postfix(
-            env_steps=f"{steps:,}", steps_per_s=f"{rate:,.0f}" if steps > self.start_steps else "-",
-            ret=f"{self.last_return:.3f}", refresh=False,
+        elapsed = max(now - self.start_time, 1e-9)
+        rate = (steps - self.start_steps) / elapsed
+        timed = done - self.start_updates
+        eta = tqdm.format_interval((self.bar.total - done) * elapsed / timed) if timed > 0 else "-"
+        self.bar.set_postfix(  # in this order (keyword arguments would be sorted)
+            {"eta": eta, "env_steps": f"{steps:,}",
+             "steps_per_s": f"{rate:,.0f}" if steps > self.start_steps else "-",
+             "ret": f"{self.last_return:.3f}"}, refresh=False,
         )
-        self.bar.update(int(index) + 1 - self.bar.n)
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()

@@ -285,3 +285,41 @@ def test_readme_commands_parse_verbatim_into_valid_configs():
         if isinstance(command, TrainCommand) and command.run.resume is None:
             config = command.config.to_config()  # PPOConfig's validation: a valid config
             assert config.env_id == command.config.env_id, argv
+
+
+@pytest.mark.parametrize("error", ["interrupted", "bad_config"])
+def test_train__progress_bar_is_closed_before_a_stop_or_error_message(monkeypatch, tmp_path, error):
+    """The interrupted (or error) line is printed after the progress bar is closed, so it starts a
+    line of its own instead of following the bar's last drawing."""
+    import types
+    from pathlib import Path
+
+    from train import cli, runs
+
+    events = []
+
+    class Bar:
+        def close(self):
+            events.append("close")
+
+    def stop(*args, **kwargs):
+        if error == "interrupted":
+            raise runs.RunInterrupted(Path("runs/x"), 7)
+        raise ValueError("a bad config")
+
+    class Stderr:
+        def write(self, text):
+            if text.strip():
+                events.append(text.strip())
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(runs, "train_in_run_dir", stop)
+    monkeypatch.setattr(sys, "stderr", Stderr())
+    run = types.SimpleNamespace(run_dir=True, out=tmp_path, name="x", resume=None, overwrite=False, checkpoint_every=None)
+    command = types.SimpleNamespace(run=run, devices=types.SimpleNamespace(env_parallel=False))
+    code = cli._train(PPOConfig(), command, 1, Bar(), [], types.SimpleNamespace(loggers=[]))
+    assert code == (130 if error == "interrupted" else 2)
+    assert events[0] == "close", events
+    assert ("interrupted at update 7" if error == "interrupted" else "a bad config") in events[1]

@@ -171,6 +171,24 @@ def test_progress_bar_logger__reaches_the_last_update(capsys):
     assert "5/5" in capsys.readouterr().err
 
 
+def test_progress_bar_logger__time_left_leaves_out_the_first_chunk_with_its_compile(capsys):
+    """The first report comes after 60 s (compile + update 1 of 10); updates 2 and 3 then take 1 s
+    each: 7 updates left at 1 s each is 7 s, where a rate over all 62 s (tqdm's) would say ~2.5
+    minutes. Before a second report there is no rate: "-"."""
+    now = [60.0]
+    bar = loggers.ProgressBarLogger(num_updates=10, runs=1, clock=lambda: now[0])
+    bar.bar.mininterval = bar.bar.miniters = 0
+    bar.bar.dynamic_miniters = False
+    ret = np.zeros((1, 1))
+    bar(0, 100, ret)
+    assert "eta=-" in capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    now[0] = 62.0
+    bar(2, 300, ret)
+    drawn = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    assert "eta=00:07" in drawn and "steps_per_s=100" in drawn and "3/10" in drawn, drawn
+    bar.close()
+
+
 # ------------------------------------------------------------------------------------------------
 # W&B, offline
 def read_wandb_records(run_file: str) -> list:

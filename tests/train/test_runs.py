@@ -134,11 +134,11 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_sigint_saves_checkpoint_and_resume_finishes(tmp_path):
-    """A real Ctrl-C to a CLI run: it saves, says how to resume, and the resumed run finishes with
-    the uninterrupted run's results."""
+    """A real Ctrl-C to a CLI run with its progress bar: it saves, says how to resume on a line of
+    its own (not after the bar), and the resumed run finishes with the uninterrupted run's results."""
     args = ["--seeds", "0-1", "--total-timesteps", str(8 * 16 * 400), "--num-envs", "8", "--num-steps", "16",
             "--num-eval-envs", "4", "--checkpoint-every", "5", "--out", str(tmp_path), "--name", "sig",
-            "--quiet", "--devices", "1", "--no-cache"]
+            "--devices", "1", "--no-cache"]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.Popen([sys.executable, "-m", "train.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -151,6 +151,9 @@ def test_sigint_saves_checkpoint_and_resume_finishes(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     assert "--resume" in err
+    assert "upd" in err  # the bar was drawn
+    lines = err.replace("\r", "\n").splitlines()
+    assert any(line.startswith("jaxgrid-train: interrupted at update") for line in lines), err[-2000:]
     meta = json.loads((tmp_path / "sig" / "metadata.json").read_text())
     assert meta["status"] == "interrupted" and 0 < meta["updates_done"] < 400
     resumed = subprocess.run([sys.executable, "-m", "train.cli", "--resume", str(tmp_path / "sig"), "--quiet",
