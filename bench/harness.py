@@ -26,6 +26,10 @@ from typing import Any
 
 import numpy as np
 
+# Before any benchmark starts jax's backend: importing train puts the trainer's XLA:CPU flags
+# (train/xla_flags.py) into XLA_FLAGS, so benchmarks time what jaxgrid-train runs.
+import train  # noqa: F401
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # Where a ``--quick`` smoke run writes when no ``--out`` is given: never over the committed

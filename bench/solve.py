@@ -236,6 +236,8 @@ def parse_sets(parser: argparse.ArgumentParser, sets: list[str]) -> dict[str, An
         name, sep, raw = item.partition("=")
         if not sep:
             parser.error(f"--set {item!r}: expected FIELD=JSON")
+        if name in ("seeds", "env_id"):
+            parser.error(f"--set {name}: give it with --{'seeds' if name == 'seeds' else 'env-ids'} instead")
         if name not in fields:
             parser.error(f"--set {name}: not a PPOConfig field; fields: {', '.join(sorted(fields))}")
         try:

@@ -10,6 +10,10 @@ import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+# Before any test starts jax's backend: the trainer's XLA:CPU flags (train/xla_flags.py), as
+# jaxgrid-train and the benchmarks run with them (results are bitwise the same without).
+import train  # noqa: E402,F401
+
 
 def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 240.0) -> str:
     """Runs ``code`` in a fresh interpreter (so env vars reach jax before it starts) and

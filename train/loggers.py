@@ -445,7 +445,7 @@ class ProgressBarLogger:
     def __init__(self, num_updates: int, runs: int, clock: Callable[[], float] = time.perf_counter):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=num_updates, unit="upd", mininterval=0.25, file=sys.stderr,
+        self.bar = tqdm(total=num_updates, mininterval=0.25, file=sys.stderr,
                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         self.runs = runs
         self.clock = clock

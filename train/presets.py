@@ -111,13 +111,13 @@ PRESETS: dict[str, Preset] = {
     # first layer); three quarters of the budget: 512 s, one seed at 0.312.
     # A 9x9 view (this preset; a 324-wide first layer) sees about two rooms, not the whole grid, and
     # learns faster: 16 seeds, IQM 0.9995 [0.998, 1.000], every seed >= 0.996, 95% at 250k steps,
-    # compile + train 135 s (19:30 UTC, load ~1.6, XLA's default schedule).
+    # compile + train 141 s (bench/results/solve.json, 20:16 UTC, load ~2).
     "FourRoomsRandom-v0": Preset(
         overrides=dict(env_kwargs={"obs": "view", "view_size": 9}, total_timesteps=1_000_000, num_envs=32,
                        num_steps=64, learning_rate=5e-4, ent_coef=0.02, eval_episodes=256),
         validate=_validate("FourRoomsRandom-v0"),
         note="16 seeds: greedy IQM 0.9995 [0.998, 1.000] of the optimum on fresh layouts, every seed "
-             ">= 0.996; IQM reaches 95% at 250k steps per seed; compile + train 135 s",
+             ">= 0.996; IQM reaches 95% at 250k steps per seed; compile + train 141 s",
     ),
     # Agent-centred whole maze (obs="view", view_size=17 = 2 * 9 - 1: the whole 9x9 maze, which
     # has open cells on its border, is in view from every cell; beyond the border reads as wall).
@@ -130,9 +130,9 @@ PRESETS: dict[str, Preset] = {
                        num_steps=64, learning_rate=5e-4, ent_coef=0.02, eval_episodes=256),
         validate=_validate("Maze-9x9-v0"),
         note="NOT VALIDATED: the whole maze in an agent-centred 17x17 view: 4 seeds x 4M steps (4x this "
-             "budget), greedy success 0.39 on fresh mazes, fraction of the optimum IQM -0.69 (1M steps: "
-             "-0.95; a 9x9 view at 4M: -0.75; the absolute grid at 1M: success 0.04), far from 0.95 of "
-             "the optimum; 16 seeds x 1.4M steps is what 10 minutes allows here",
+             "budget), greedy success 0.39 on fresh mazes, fraction of the optimum IQM -0.69 (its curve "
+             "at 1M steps: -0.84; a 9x9 view at 4M: -0.75; the absolute grid at 1M: success 0.04), far "
+             "from 0.95 of the optimum; 16 seeds x 1.4M steps is what 10 minutes allows here",
     ),
     "Maze-15x15-v0": Preset(
         overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=128, learning_rate=5e-4,

@@ -52,6 +52,8 @@ def test_solve__unknown_id_is_refused():
     ("ent_coeff=0.1", "--set ent_coeff: not a PPOConfig field; fields:"),
     ("ent_coef", "--set 'ent_coef': expected FIELD=JSON"),
     ("env_kwargs={obs: view}", "--set env_kwargs: value '{obs: view}' is not JSON"),
+    ("seeds=[0, 1]", "--set seeds: give it with --seeds instead"),
+    ("env_id=\"FrozenLake-v1\"", "--set env_id: give it with --env-ids instead"),
 ])
 def test_solve__bad_set_is_refused_before_training(item, message):
     proc = subprocess.run([sys.executable, str(BENCH / "solve.py"), "--env-ids", "GridWorld-4x4-v0",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,13 @@ REPO = str(Path(__file__).resolve().parents[2])
 OPTION = xla_flags.SCHEDULER_OPTION
 
 
-def test_configure_xla_cpu__adds_the_flag_and_keeps_the_users_other_flags(monkeypatch):
+@pytest.fixture
+def no_backend(monkeypatch):
+    """As if jax had not started its backend yet (this test process has)."""
+    monkeypatch.setattr(xla_flags, "_backend_started", lambda: False)
+
+
+def test_configure_xla_cpu__adds_the_flag_and_keeps_the_users_other_flags(monkeypatch, no_backend):
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     assert xla_flags.configure_xla_cpu() == (f"--{OPTION}=false",)
     assert os.environ["XLA_FLAGS"] == f"--xla_cpu_enable_fast_math=false --{OPTION}=false"
@@ -28,10 +35,31 @@ def test_configure_xla_cpu__adds_the_flag_and_keeps_the_users_other_flags(monkey
     assert os.environ["XLA_FLAGS"] == f"--{OPTION}=false"
 
 
-def test_configure_xla_cpu__a_users_own_setting_of_the_option_wins(monkeypatch):
-    monkeypatch.setenv("XLA_FLAGS", f"--{OPTION}=true")
-    assert xla_flags.configure_xla_cpu() == ()
-    assert os.environ["XLA_FLAGS"] == f"--{OPTION}=true"
+def test_configure_xla_cpu__a_users_own_setting_of_the_option_wins(monkeypatch, no_backend):
+    for own in (f"--{OPTION}=true", f"--xla_dump_to=/tmp/x --{OPTION} ", f"-{OPTION}=true"):
+        monkeypatch.setenv("XLA_FLAGS", own)
+        assert xla_flags.configure_xla_cpu() == (), own
+        assert os.environ["XLA_FLAGS"] == own
+
+
+@pytest.mark.parametrize("flags", [f"--xla_dump_to=/tmp/{OPTION}", f"--{OPTION}_v2=true", f"--x{OPTION}=true"])
+def test_configure_xla_cpu__the_option_name_inside_another_flag_does_not_count(monkeypatch, no_backend, flags):
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    assert xla_flags.configure_xla_cpu() == (f"--{OPTION}=false",)
+    assert os.environ["XLA_FLAGS"] == f"{flags} --{OPTION}=false"
+
+
+def test_configure_xla_cpu__warns_when_jax_already_started_its_backend(monkeypatch):
+    """This test process has started jax's backend (pytest ran jax computations, or does now)."""
+    import jax
+
+    jax.devices()
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    with pytest.warns(RuntimeWarning, match="backend started before `import train`"):
+        assert xla_flags.configure_xla_cpu() == (f"--{OPTION}=false",)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert xla_flags.configure_xla_cpu() == ()  # already named: nothing added, no warning
 
 
 _SCRIPT = """
