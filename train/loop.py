@@ -135,22 +135,27 @@ def run_updates(
     """``num_updates`` batched updates in one ``lax.scan``, continuing from ``runner``'s update
     index: ``(runner, {metric: [G, S, num_updates]})``, the ``metric_type`` fields then
     ``env_steps`` (env steps per run after each update, ``batch_size`` per update)."""
-    start = runner.update_step.reshape(-1)[0]  # the same for every seed and grid point
+    # NOTE: the update index is read per run (every run holds the same one), not as one scalar:
+    # with the runs sharded over devices, a scalar read of element 0 is a cross-device
+    # all-reduce at the start of every chunk, and XLA:CPU aborts the process when one device
+    # reaches it 40 s before another (seen on a loaded 2-core machine). Only the progress
+    # report, which needs a scalar, reads it so.
+    first = runner.update_step  # [G, S]
 
-    def body(runner: Any, index: jax.Array):
+    def body(runner: Any, index: jax.Array | None):
         runner, metrics = update(runner, hparams)
         if report is not None:
             report(index, metrics)
         # NOTE: metrics leave the scan packed as one [G, S, M] array (one output kernel).
         return runner, stack_fields(metrics)
 
-    runner, packed = jax.lax.scan(body, runner, start + jnp.arange(num_updates, dtype=jnp.int32))
+    indices = None if report is None else first.reshape(-1)[0] + jnp.arange(num_updates, dtype=jnp.int32)
+    runner, packed = jax.lax.scan(body, runner, indices, length=num_updates)
     curves = unstack_fields(metric_type, packed)  # leaves [U, G, S]
     metrics = {
         f.name: jnp.moveaxis(getattr(curves, f.name), 0, -1) for f in dataclasses.fields(curves)
     }
-    steps = (start + 1 + jnp.arange(num_updates, dtype=jnp.int32)) * batch_size
-    metrics["env_steps"] = jnp.broadcast_to(steps, packed.shape[1:3] + (num_updates,))
+    metrics["env_steps"] = (first[..., None] + 1 + jnp.arange(num_updates, dtype=jnp.int32)) * batch_size
     return runner, metrics
 
 
