@@ -86,3 +86,38 @@ def test_cli_env_parallel__indivisible_envs_refused_before_the_run_dir(tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "num_envs=3 over 2 devices" in proc.stderr, proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+_NO_COLLECTIVES = """
+import re, jax
+assert len(jax.devices()) == 2, jax.devices()
+from train import PPOConfig
+from train.placement import Placement, compile_program, rng_config
+from train.ppo import make_train
+
+config = PPOConfig(seeds=(0, 1), total_timesteps=4 * 128, num_envs=4, num_steps=32, num_eval_envs=2)
+placement = Placement.build(config, 2)
+trainer = make_train(config, placement)
+keys, hparams = placement.keys(), placement.hparams()
+with rng_config():
+    state_out, out = placement.out_shardings(jax.eval_shape(trainer.init, keys))
+    state = compile_program(trainer.init, keys, out_shardings=state_out)(keys)
+    chunk = compile_program(lambda s, h: trainer.run_updates(s, h, 2), state, hparams,
+                            out_shardings=(state_out, out))
+    state, metrics = chunk(state, hparams)
+text = chunk.as_text()
+found = re.findall(r"\\b(all-reduce|all-gather|collective-permute|all-to-all|reduce-scatter)\\(", text)
+print("COLLECTIVES", len(found), sorted(set(found)))
+print("STEPS", metrics["env_steps"].tolist())
+"""
+
+
+@pytest.mark.timeout(300)
+def test_seeds_over_two_devices__a_chunk_program_has_no_cross_device_collective():
+    """Seeds sharded over 2 host devices are independent runs: a chunk of updates must not wait on
+    the other device (XLA:CPU aborts a process whose device reaches a collective 40 s before the
+    other; a scalar read of the update index once compiled to an all-reduce). env_steps still
+    counts from the state's own update index."""
+    out = run_python(_NO_COLLECTIVES, env={"JAX_NUM_CPU_DEVICES": "2", "XLA_FLAGS": ""}, timeout=240)
+    assert "COLLECTIVES 0 []" in out, out
+    assert "STEPS [[[128, 256], [128, 256]]]" in out, out
