@@ -148,9 +148,9 @@ PRESETS: dict[str, Preset] = {
         overrides=dict(total_timesteps=1_000_000, num_envs=32, num_steps=64, learning_rate=5e-4,
                        ent_coef=0.02, eval_episodes=256),
         validate=_validate("FourRoomsRandom-View5-v0"),
-        note="16 seeds: greedy IQM 0.964 [0.928, 0.982] of the optimum on fresh layouts, every seed "
-             ">= 0.863 (stochastic IQM 0.983); IQM reaches 95% at 600k steps per seed; compile + "
-             "train 272 s (load average 3-9)",
+        note="16 seeds: greedy IQM 0.974 [0.955, 0.983] of the optimum on fresh layouts, every seed "
+             ">= 0.855 (stochastic IQM 0.991); IQM reaches 95% at 500k steps per seed; compile + "
+             "train 68 s (load average ~1.5)",
     ),
     # The memory task: the recurrent policy (a memoryless one succeeds at most half the time).
     # Raw advantages: with advantages normalised per minibatch, seeds whose episodes drift into
