@@ -536,36 +536,30 @@ def _train(config: PPOConfig, command: TrainCommand, n_dev: int, bar, trackers, 
 
     opts, env_parallel = command.run, command.devices.env_parallel
     try:
-        if not opts.run_dir:
-            result = train(config, progress=bar, num_devices=n_dev, env_parallel=env_parallel)
-            loggers.log_result(loggers.LoggerGroup(trackers), result)
-            return result, None
-        return train_in_run_dir(
-            config, out=opts.out, name=opts.name, resume=opts.resume, overwrite=opts.overwrite,
-            checkpoint_every=opts.checkpoint_every, num_devices=n_dev,
-            env_parallel=env_parallel, loggers=run_loggers.loggers,
-        )
+        try:
+            if not opts.run_dir:
+                result = train(config, progress=bar, num_devices=n_dev, env_parallel=env_parallel)
+                loggers.log_result(loggers.LoggerGroup(trackers), result)
+                return result, None
+            return train_in_run_dir(
+                config, out=opts.out, name=opts.name, resume=opts.resume, overwrite=opts.overwrite,
+                checkpoint_every=opts.checkpoint_every, num_devices=n_dev,
+                env_parallel=env_parallel, loggers=run_loggers.loggers,
+            )
+        finally:  # before any message below, so that it starts a line of its own
+            if bar is not None:
+                bar.close()
     except RunInterrupted as stop:
-        _close_bar(bar)
         print(f"{PROG}: {stop}", file=sys.stderr)
         return 130
     except RunIOError as err:
-        _close_bar(bar)
         if err.result is not None:  # training finished: show it although its files are not written
             print(report.format_table(report.summarize_result(err.result)))
         return _error(err, 1)
     except (RunDirExistsError, RunLockedError, ConfigMismatchError, CheckpointError, ValueError) as err:
-        _close_bar(bar)
         return _error(err)
     except OSError as err:  # any other OS error: one line, not a traceback
-        _close_bar(bar)
         return _error(f"{err.filename or ''}: {err.strerror or err}", 1)
-
-
-def _close_bar(bar) -> None:
-    """Closes the progress bar (if any) so that a message printed next starts on its own line."""
-    if bar is not None:
-        bar.close()
 
 
 def _report(result, run_dir, config: PPOConfig) -> None:

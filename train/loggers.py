@@ -461,8 +461,6 @@ class ProgressBarLogger:
         self(chunk.end - 1, int(chunk.env_steps[-1]), chunk.metrics["episode_return"][..., -1])
 
     def __call__(self, index: Any, env_steps: Any, episode_return: Any) -> None:
-        from tqdm import tqdm
-
         now = self.clock()
         steps, done = int(env_steps) * self.runs, int(index) + 1
         if self.start_time is None:
@@ -475,7 +473,7 @@ class ProgressBarLogger:
         elapsed = max(now - self.start_time, 1e-9)
         rate = (steps - self.start_steps) / elapsed
         timed = done - self.start_updates
-        eta = tqdm.format_interval((self.bar.total - done) * elapsed / timed) if timed > 0 else "-"
+        eta = self.bar.format_interval((self.bar.total - done) * elapsed / timed) if timed > 0 else "-"
         self.bar.set_postfix(  # in this order (keyword arguments would be sorted)
             {"eta": eta, "env_steps": f"{steps:,}",
              "steps_per_s": f"{rate:,.0f}" if steps > self.start_steps else "-",
